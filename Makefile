@@ -1,0 +1,48 @@
+# The README's two commands: `make demo` and `make test`. Both do all set-up on a
+# fresh machine: a .venv, torch first (pinned so no later install replaces it),
+# tuneloop with its dependencies, and the embedded default model.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH_VERSION ?= 2.13.0
+# Extra pip arguments for the torch install only, e.g. an index URL that serves
+# CPU builds on a machine where plain PyPI would give a CUDA build.
+TORCH_PIP_ARGS ?=
+DEFAULT_MODEL ?= smollm2-135m-instruct
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test lint pull clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Torch goes in first, alone; its exact installed version then becomes a pip
+# constraint for every later install, so nothing can swap it for another build.
+$(VENV)/.torch: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "torch==$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	$(BIN)/python -m pip freeze | grep -iE '^torch==' > $(VENV)/constraints.txt
+	@echo "torch pinned: $$(cat $(VENV)/constraints.txt)"
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(VENV)/.torch
+	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+pull: setup
+	$(BIN)/tuneloop models pull $(DEFAULT_MODEL)
+
+demo: pull
+	$(BIN)/python -m tuneloop.demo
+
+test: pull
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	$(BIN)/ruff check src tests
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info
