@@ -114,7 +114,9 @@ def prepare_messages(
     dicts). Others get the Hermes text protocol: tool specs appended to the system
     message, calls as ``<tool_call>`` blocks, results as ``<tool_response>`` blocks.
     """
-    msgs = [dict(m) for m in messages]
+    # Deep copy: the native branch rewrites tool_calls in place, which must not leak
+    # into the caller's messages (a dataset row rendered twice would change).
+    msgs = [copy.deepcopy(m) for m in messages]
     for m in msgs:
         m.pop("weight", None)
     if template_supports_tools(tokenizer):

@@ -1,0 +1,9 @@
+"""Model backends: each implements :class:`tuneloop.runtime.types.ChatModel`."""
+
+from tuneloop.runtime.backends.errors import BackendError
+from tuneloop.runtime.backends.fake import FakeModel, FakeModelExhausted
+from tuneloop.runtime.backends.openai_http import OpenAIChatModel
+
+# LocalEngine is exported from .local
+
+__all__ = ["BackendError", "FakeModel", "FakeModelExhausted", "OpenAIChatModel"]
