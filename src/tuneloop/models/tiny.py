@@ -76,6 +76,9 @@ def build_tiny_model(out_dir: str | Path, seed: int = 0, hidden_size: int = 64, 
         eos_token_id=eos,
         pad_token_id=eos,
         tie_word_embeddings=True,
+        # Wider than the usual 0.02 so greedy decoding gives varied text, not one
+        # repeated token: tests of stop strings and streaming need real text.
+        initializer_range=0.3,
     )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)

@@ -30,6 +30,30 @@ class _FirstTokenClock:
         pass
 
 
+class _StopOnStrings:
+    """Stop a row once its *generated* text contains a stop string.
+
+    transformers' ``stop_strings`` also matches text that straddles the prompt
+    (a prompt ending in a newline plus one generated newline matches "\\n\\n"),
+    which stops generation early; OpenAI semantics only look at the completion.
+    """
+
+    def __init__(self, tokenizer, stops: list[str], prompt_width: int):
+        self.tokenizer = tokenizer
+        self.stops = [s for s in stops if s]
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids, scores, **kwargs):
+        import torch
+
+        done = [
+            any(s in self.tokenizer.decode(row[self.prompt_width :], skip_special_tokens=True)
+                for s in self.stops)
+            for row in input_ids.tolist()
+        ]  # fmt: skip
+        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
+
+
 def _cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
@@ -76,11 +100,14 @@ class LocalEngine:
             top_k=None,
             eos_token_id=self.eos_token_ids,
             pad_token_id=self.pad_token_id,
-            stop_strings=config.stop or None,
         )
-        kwargs = {"generation_config": hf}
+        kwargs: dict = {"generation_config": hf}
         if config.stop:
-            kwargs["tokenizer"] = self.tokenizer
+            from transformers import StoppingCriteriaList
+
+            kwargs["stopping_criteria"] = StoppingCriteriaList(
+                [_StopOnStrings(self.tokenizer, config.stop, input_len)]
+            )
         return kwargs
 
     def generate(
