@@ -83,7 +83,7 @@ def tiny_tokenizer(tiny_model_dir):
 @pytest.fixture(scope="session")
 def default_model_dir():
     """The real default model, pulled (once) into TUNELOOP_HOME."""
-    from tuneloop.models.pull import pull
+    from tuneloop.models.embedded import pull
     from tuneloop.models.registry import DEFAULT_MODEL, get_embedded
 
     path, _ = pull(get_embedded(DEFAULT_MODEL))

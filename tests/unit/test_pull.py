@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tuneloop.models import pull as pull_mod
+from tuneloop.models import embedded as pull_mod
 from tuneloop.models.registry import DEFAULT_MODEL, EmbeddedModel, get_embedded
 
 

@@ -11,10 +11,10 @@ How the mask is built (templates need no ``{% generation %}`` markers):
    prompt and ``F_i`` = messages[:i+1]. ``P_i`` must be a prefix of ``F_i`` and
    ``F_i`` a prefix of ``T``; the answer is ``T[len(P_i):e_i]`` where ``e_i`` ends
    after the turn's end-of-turn token (the last special token in the turn).
-3. A token is trainable iff its characters lie inside an answer span. A token that
-   straddles ``len(P_i)`` means the prompt does not tokenize as a prefix of
-   prompt+answer, i.e. training would teach tokens the model never sees at
-   inference: that is an error, not a warning.
+3. ``P_i`` tokenized on its own must be an id prefix of ``T``'s tokens; the trained
+   tokens are those after it that end inside the answer span. A token that
+   straddles ``len(P_i)`` breaks the prefix, i.e. training would teach tokens the
+   model never sees at inference: that is an error, not a warning.
 """
 
 from __future__ import annotations
@@ -263,15 +263,18 @@ def render_for_training(
     offsets: list[tuple[int, int]] = enc["offset_mapping"]
     labels = [IGNORE_INDEX] * len(ids)
     token_spans: list[tuple[int, int]] = []
-    for turn, (cs, ce) in zip(trained, char_spans):
-        starts = [k for k, (s, _) in enumerate(offsets) if s == cs]
-        if not starts or (starts[0] > 0 and offsets[starts[0] - 1][1] > cs):
+    for turn, (cs, ce) in zip(trained, char_spans, strict=True):
+        # Compare ids, not offsets: tokenizers that trim whitespace from offsets give a
+        # prompt's trailing space token a zero-width offset at ``cs``, which would then
+        # be trained although the inference prompt already contains it.
+        prompt_ids = tokenizer(full[:cs], add_special_tokens=False)["input_ids"]
+        k0 = len(prompt_ids)
+        if ids[:k0] != prompt_ids:
             raise RenderError(
                 "prompt_not_prefix",
                 f"turn {turn}: a token straddles the prompt/answer boundary, so the "
                 "prompt's tokens are not a prefix of prompt+answer tokens",
             )
-        k0 = starts[0]
         k1 = k0
         while k1 < len(ids) and offsets[k1][1] <= ce and offsets[k1][0] < ce:
             labels[k1] = ids[k1]

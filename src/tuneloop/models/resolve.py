@@ -49,7 +49,7 @@ def resolve_model(ref: str | os.PathLike, pull_missing: bool = True, progress=No
     ref_s = str(ref)
     embedded = get_embedded(ref_s)
     if embedded is not None:
-        from tuneloop.models.pull import is_pulled, pull, pulled_path
+        from tuneloop.models.embedded import is_pulled, pull, pulled_path
 
         if not is_pulled(embedded):
             if not pull_missing:

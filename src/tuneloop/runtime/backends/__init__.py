@@ -2,8 +2,7 @@
 
 from tuneloop.runtime.backends.errors import BackendError
 from tuneloop.runtime.backends.fake import FakeModel, FakeModelExhausted
+from tuneloop.runtime.backends.local import LocalEngine
 from tuneloop.runtime.backends.openai_http import OpenAIChatModel
 
-# LocalEngine is exported from .local
-
-__all__ = ["BackendError", "FakeModel", "FakeModelExhausted", "OpenAIChatModel"]
+__all__ = ["BackendError", "FakeModel", "FakeModelExhausted", "LocalEngine", "OpenAIChatModel"]
