@@ -1,0 +1,26 @@
+"""``tuneloop <verb>``: thin. Each verb group lives in its own module; this one wires them."""
+
+from __future__ import annotations
+
+import typer
+
+from tuneloop.cli.chat import chat
+from tuneloop.cli.data import data_app
+from tuneloop.cli.env import env
+from tuneloop.cli.models import models_app
+
+app = typer.Typer(
+    help="tuneloop: turn an open-weights model into a reliable assistant, and keep improving it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models_app, name="models")
+app.add_typer(data_app, name="data")
+app.command()(chat)
+app.command()(env)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
