@@ -8,6 +8,7 @@ from tuneloop.cli.chat import chat
 from tuneloop.cli.data import data_app
 from tuneloop.cli.env import env
 from tuneloop.cli.models import models_app
+from tuneloop.cli.train import bare_resume_argv, train_app
 
 app = typer.Typer(
     help="tuneloop: turn an open-weights model into a reliable assistant, and keep improving it.",
@@ -17,10 +18,13 @@ app = typer.Typer(
 )
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
+app.add_typer(train_app, name="train")
 app.command()(chat)
 app.command()(env)
 
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    import sys
+
+    app(args=bare_resume_argv(sys.argv[1:]), prog_name="tuneloop")

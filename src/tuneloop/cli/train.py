@@ -1,0 +1,126 @@
+"""``tuneloop train <recipe> CONFIG``: sft and dpo (+ the DPO family)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from tuneloop.cli._common import fail, out, user_errors
+
+train_app = typer.Typer(help="Fine-tune a model: SFT (full/LoRA/QLoRA) and preference tuning.",
+                        no_args_is_help=True)  # fmt: skip
+
+RESUME_LATEST = "@latest"
+"""What a bare ``--resume`` means: the run folder named by the config."""
+
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key=value (repeatable).")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Print the resolved config, data summary, trainable parameters and memory plan; train nothing.")]
+ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue from the latest checkpoint of RUN_DIR (default: the config's run folder).")]
+LauncherOpt = Annotated[str, typer.Option("--launcher", help="'none' (this process) or 'accelerate' (data-parallel processes).")]
+ProcsOpt = Annotated[int, typer.Option("--num-processes", min=1, help="Processes for --launcher accelerate (CPU: gloo).")]
+
+
+def bare_resume_argv(argv: list[str]) -> list[str]:
+    """Let ``--resume`` stand alone: a bare flag means the config's own run folder."""
+    fixed = list(argv)
+    for i, arg in enumerate(fixed):
+        if arg == "--resume" and (i + 1 == len(fixed) or fixed[i + 1].startswith("-")):
+            fixed.insert(i + 1, RESUME_LATEST)
+    return fixed
+
+
+def _errors():
+    from tuneloop.train.config import ConfigError
+    from tuneloop.train.datasets import DataValidationError
+    from tuneloop.train.runs import RunDirError
+
+    return (ConfigError, DataValidationError, RunDirError, *user_errors())
+
+
+def _launch_accelerate(recipe: str, config: Path, overrides: list[str], resume: str | None, n: int) -> None:
+    """Re-run this command under ``accelerate launch`` with ``n`` processes (gloo on CPU)."""
+    import torch
+
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
+    if not torch.cuda.is_available():
+        cmd.append("--cpu")
+    else:
+        cmd.append("--multi_gpu")
+    cmd += ["-m", "tuneloop.cli", "train", recipe, str(config)]
+    for item in overrides:
+        cmd += ["--set", item]
+    if resume:
+        cmd += ["--resume", resume]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))}
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def _print_dry_run(config, prepared: dict, facts: dict) -> None:
+    from tuneloop.train.config import config_to_yaml
+
+    out.rule("resolved config")
+    out.print(config_to_yaml(config), highlight=False, markup=False)
+    out.rule("data")
+    table = Table("split", "records", "tokens", "trainable tokens", "mean tokens", "truncated")
+    for split in ("train", "validation"):
+        s = prepared[split].summary()
+        table.add_row(split, *(str(s[k]) for k in ("records", "tokens", "trainable_tokens", "mean_tokens", "truncated")))
+    out.print(table)
+    out.rule("model")
+    out.print(json.dumps(facts, indent=2), highlight=False)
+    out.rule("memory plan")
+    out.print(json.dumps(prepared.get("plan"), indent=2), highlight=False)
+
+
+@train_app.command("sft")
+def sft(
+    config: Annotated[Path, typer.Argument(help="SFT config YAML.")],
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = None,
+    launcher: LauncherOpt = "none",
+    num_processes: ProcsOpt = 1,
+) -> None:
+    """Supervised fine-tuning (full, LoRA, QLoRA) on Conversation JSONL."""
+    from tuneloop.train.config import SFTConfig, load_config
+
+    overrides = set_ or []
+    if launcher == "accelerate" and "LOCAL_RANK" not in os.environ:
+        _launch_accelerate("sft", config, overrides, resume, num_processes)
+    try:
+        cfg = load_config(config, SFTConfig, overrides)
+        from tuneloop.train.recipes import sft as recipe
+
+        prepared = recipe.prepare(cfg)
+        if dry_run:
+            from tuneloop.train.modeling import load_for_training
+
+            _, facts = load_for_training(cfg, prepared["resolved"])
+            _print_dry_run(cfg, prepared, facts)
+            return
+        run_dir = _resume_dir(cfg, resume)
+        run_dir = recipe.train(cfg, resume=run_dir, prepared=prepared)
+    except _errors() as exc:
+        fail(str(exc))
+    out.print(f"run folder: {run_dir}")
+
+
+def _resume_dir(cfg, resume: str | None) -> Path | None:
+    from tuneloop.train.runs import RunDirError, latest_checkpoint
+
+    if resume is None:
+        return None
+    run_dir = cfg.output_dir / cfg.name if resume == RESUME_LATEST else Path(resume)
+    if not run_dir.is_dir():
+        raise RunDirError(f"--resume: no run folder {run_dir}")
+    if latest_checkpoint(run_dir) is None:
+        raise RunDirError(f"--resume: {run_dir} has no checkpoint to resume from")
+    return run_dir

@@ -1,0 +1,161 @@
+"""Typed training configs. YAML holds values only; ``--set key=value`` overrides.
+
+Hyper-parameters are flat (``max_steps``, ``learning_rate``, ``lora_r``...) like
+Axolotl's and TRL's own configs, so ``--set max_steps=20`` does what users expect.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A config file or override is wrong; the message names the file and the field."""
+
+
+class TrainConfig(BaseModel):
+    """Fields shared by every recipe."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True, validate_assignment=True)
+
+    name: str = Field(min_length=1, pattern=r"^[\w.-]+$")
+    """Run name; the run folder is ``output_dir/name``."""
+    model: str = "smollm2-135m-instruct"
+    """Model reference: embedded name, local folder, .gguf file or hub id."""
+    output_dir: Path = Path("runs")
+    """Parent folder of run folders."""
+    method: Literal["full", "lora", "qlora"] = "lora"
+    """full fine-tuning, LoRA adapters, or LoRA on a 4-bit NF4 base (bitsandbytes)."""
+    lora_r: int = Field(16, ge=1)
+    """LoRA rank."""
+    lora_alpha: int = Field(32, ge=1)
+    """LoRA scaling numerator (scale = alpha / r)."""
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    """Dropout on the LoRA path."""
+    lora_target_modules: list[str] | Literal["all-linear"] = "all-linear"
+    """Module names to adapt, or "all-linear" for every linear layer but the output head."""
+    train_files: list[str] = Field(min_length=1)
+    """JSONL files (globs allowed) with training records."""
+    validation_files: list[str] = Field(default_factory=list)
+    """JSONL files for evaluation; when empty, ``validation_fraction`` of train is held out."""
+    validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
+    """Share of training records held out when no validation files are given."""
+    eval_sets: list[str] = Field(default_factory=list)
+    """Eval sets (globs) the training data must not overlap (contamination check)."""
+    max_length: int = Field(512, ge=8)
+    """Longest sequence in tokens; longer examples are truncated (and reported)."""
+    learning_rate: float = Field(2e-4, gt=0)
+    """Peak learning rate. Scale it with the effective batch (docs/training.md)."""
+    num_epochs: float = Field(1.0, gt=0)
+    """Passes over the training data (ignored when max_steps > 0)."""
+    max_steps: int = -1
+    """Optimizer steps to run; -1 means num_epochs."""
+    batch_size: int = Field(4, ge=1)
+    """Sequences per device per micro-batch."""
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    """Micro-batches per optimizer step (effective batch = batch x accumulation x processes)."""
+    warmup_ratio: float = Field(0.05, ge=0.0, le=1.0)
+    """Share of steps with linear learning-rate warm-up."""
+    lr_scheduler: str = "cosine"
+    """transformers scheduler name (linear, cosine, constant, constant_with_warmup...)."""
+    weight_decay: float = Field(0.0, ge=0.0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    """Gradient clipping threshold."""
+    seed: int = 42
+    """Seed for initialisation, data order and dropout."""
+    logging_steps: int = Field(1, ge=1)
+    eval_steps: int = Field(20, ge=1)
+    """Evaluate on the validation split every N steps."""
+    save_steps: int = Field(20, ge=1)
+    """Write a checkpoint every N steps (what --resume continues from)."""
+    save_total_limit: int | None = 3
+    """Keep at most this many checkpoints (the best one is always kept)."""
+    early_stopping_patience: int | None = None
+    """Stop after this many evaluations without improvement of eval loss."""
+    gradient_checkpointing: bool = False
+    """Trade compute for memory (about 25% slower on CPU)."""
+    dtype: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    """Training precision; auto = fp32 on CPU (bf16 is ~20x slower there), bf16 on GPUs that have it."""
+    loss_spike_factor: float = Field(3.0, gt=1.0)
+    """Warn when a step's loss exceeds this multiple of the running mean."""
+    grad_norm_threshold: float = Field(100.0, gt=0)
+    """Warn when the gradient norm (before clipping) exceeds this, or is not finite."""
+    stop_on_anomaly: bool = False
+    """Stop training (checkpoint kept) at the first loss spike or gradient anomaly."""
+    report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)
+    """Experiment trackers, each an optional install; metrics.jsonl is always written."""
+
+
+class SFTConfig(TrainConfig):
+    """Supervised fine-tuning on Conversation records."""
+
+    batching: Literal["padding_free", "padding", "packing"] = "padding_free"
+    """padding_free: sequences concatenated with per-sequence attention (no padding, no
+    cross-document attention); padding: pad to the longest in the batch; packing: fill
+    fixed-length rows (TRL bfd packing)."""
+
+
+class DPOConfig(TrainConfig):
+    """Preference tuning: DPO and its relatives."""
+
+    loss_type: Literal["dpo", "ipo", "apo_zero", "apo_down", "kto", "orpo", "simpo"] = "dpo"
+    """Objective. dpo/ipo/apo_* use PreferencePair data with a reference model; kto uses
+    LabeledExample data; orpo and simpo are reference-free."""
+    beta: float = Field(0.1, gt=0)
+    """Strength of the KL (or margin) term."""
+    learning_rate: float = Field(5e-6, gt=0)
+    """Preference tuning wants far smaller rates than SFT."""
+    max_prompt_length: int | None = None
+    """Truncate prompts to this many tokens (kept from the left of the answer)."""
+    precompute_ref_log_probs: bool = False
+    """Compute reference log-probs once before training (saves memory and time per step)."""
+    simpo_gamma: float = 0.5
+    """SimPO target reward margin."""
+    adapter: str | None = None
+    """An SFT run folder or adapter to start from (its adapter is the reference model)."""
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def load_config(path: str | Path, cls: type[TrainConfig], overrides: list[str] = ()) -> TrainConfig:
+    """Read a YAML config, apply ``key=value`` overrides, validate. Errors name file and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys to values")
+    for item in overrides:
+        key, value = _parse_override(item)
+        data[key] = value
+    data.setdefault("name", path.stem)
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            field = ".".join(str(p) for p in e["loc"]) or "<config>"
+            msg = "unknown key" if e["type"] == "extra_forbidden" else e["msg"]
+            lines.append(f"{path}: {field}: {msg}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def config_to_yaml(config: BaseModel) -> str:
+    """The resolved config as YAML (what every run folder saves)."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,82 @@
+"""Load a model for training: full, LoRA or QLoRA, in the right precision for the hardware."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuneloop.models.resolve import ResolvedModel, load_model
+
+
+def training_dtype(name: str):
+    """torch dtype for ``name``; auto = bf16 on a GPU that supports it, else fp32.
+
+    CPU training is always fp32: bf16 autocast is ~20x slower on CPUs without bf16 units.
+    """
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+
+
+def lora_config(config, task_type: str = "CAUSAL_LM"):
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules,
+        task_type=task_type,
+    )
+
+
+def load_for_training(config, resolved: ResolvedModel):
+    """(model, facts) where facts holds parameter counts and the dtype used."""
+    import torch
+
+    dtype = training_dtype(config.dtype)
+    if config.method == "qlora":
+        model = _load_4bit(resolved, dtype)
+    else:
+        model = load_model(resolved, str(dtype).removeprefix("torch."))
+    model.train()
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.config.use_cache = False
+    if config.method in ("lora", "qlora"):
+        from peft import get_peft_model
+
+        if config.gradient_checkpointing:
+            model.enable_input_require_grads()
+        model = get_peft_model(model, lora_config(config))
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    facts: dict[str, Any] = {"trainable_parameters": trainable, "total_parameters": total,
+                             "trainable_percent": round(100 * trainable / total, 4),
+                             "dtype": str(dtype).removeprefix("torch."),
+                             "device": "cuda" if torch.cuda.is_available() else "cpu"}  # fmt: skip
+    return model, facts
+
+
+def _load_4bit(resolved: ResolvedModel, compute_dtype):
+    """NF4 base weights (bitsandbytes) prepared for k-bit training."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise RuntimeError(
+            "method: qlora needs bitsandbytes: pip install 'tuneloop[qlora]'"
+        ) from None
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if resolved.kind == "gguf":
+        raise RuntimeError("method: qlora needs an HF folder; pull or convert the .gguf model first")
+    quant = BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+    model = AutoModelForCausalLM.from_pretrained(resolved.path, quantization_config=quant, dtype=compute_dtype)
+    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
