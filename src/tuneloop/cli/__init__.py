@@ -7,6 +7,8 @@ import typer
 from tuneloop.cli.chat import chat
 from tuneloop.cli.data import data_app
 from tuneloop.cli.env import env
+from tuneloop.cli.export import export
+from tuneloop.cli.merge import merge
 from tuneloop.cli.models import models_app
 from tuneloop.cli.train import bare_resume_argv, train_app
 
@@ -21,6 +23,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.command()(chat)
 app.command()(env)
+app.command()(merge)
+app.command()(export)
 
 
 def main() -> None:

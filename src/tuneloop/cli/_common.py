@@ -15,7 +15,7 @@ err = Console(stderr=True)
 def fail(message: str, code: int = 1) -> None:
     """Print one clear error line and exit non-zero."""
     err.print("[bold red]error:[/] ", end="")
-    err.print(message, highlight=False, markup=False)
+    err.print(message, highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

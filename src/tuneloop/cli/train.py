@@ -48,18 +48,17 @@ def _launch_accelerate(recipe: str, config: Path, overrides: list[str], resume: 
     """Re-run this command under ``accelerate launch`` with ``n`` processes (gloo on CPU)."""
     import torch
 
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n),
+    # --multi_gpu is accelerate's torchrun launcher; it also starts N CPU processes
+    # (its --cpu mode would start only one). The recipe joins a gloo group on CPU.
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", str(n),
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]  # fmt: skip
-    if not torch.cuda.is_available():
-        cmd.append("--cpu")
-    else:
-        cmd.append("--multi_gpu")
     cmd += ["-m", "tuneloop.cli", "train", recipe, str(config)]
     for item in overrides:
         cmd += ["--set", item]
     if resume:
         cmd += ["--resume", resume]
-    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))}
+    env = {**os.environ, "ACCELERATE_USE_CPU": "false" if torch.cuda.is_available() else "true",
+           "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // n)))}
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
@@ -105,6 +104,57 @@ def sft(
 
             _, facts = load_for_training(cfg, prepared["resolved"])
             _print_dry_run(cfg, prepared, facts)
+            return
+        run_dir = _resume_dir(cfg, resume)
+        run_dir = recipe.train(cfg, resume=run_dir, prepared=prepared)
+    except _errors() as exc:
+        fail(str(exc))
+    out.print(f"run folder: {run_dir}")
+
+
+def _print_dpo_dry_run(config, prepared: dict, facts: dict) -> None:
+    from tuneloop.train.config import config_to_yaml
+
+    out.rule("resolved config")
+    out.print(config_to_yaml(config), highlight=False, markup=False)
+    out.rule("data")
+    train, validation = prepared["train"].summary(), prepared["validation"].summary()
+    table = Table("", "train", "validation")
+    for key, value in train.items():
+        table.add_row(key.replace("_", " "), str(value), str(validation.get(key, "")))
+    out.print(table)
+    out.rule("model")
+    out.print(json.dumps(facts, indent=2), highlight=False)
+    out.rule("memory plan")
+    plan = prepared.get("plan") or {}
+    out.print(json.dumps({k: v for k, v in plan.items() if k != "notes"} or None, indent=2), highlight=False)
+    for note in plan.get("notes", []):
+        out.print(f"note: {note}", highlight=False, markup=False)
+
+
+@train_app.command("dpo")
+def dpo(
+    config: Annotated[Path, typer.Argument(help="Preference-tuning config YAML (loss_type: dpo, ipo, apo_zero, apo_down, kto, orpo, simpo).")],
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = None,
+    launcher: LauncherOpt = "none",
+    num_processes: ProcsOpt = 1,
+) -> None:
+    """Preference tuning (DPO family, KTO, ORPO, SimPO) on PreferencePair / LabeledExample JSONL."""
+    from tuneloop.train.config import DPOConfig, load_config
+
+    overrides = set_ or []
+    if launcher == "accelerate" and "LOCAL_RANK" not in os.environ:
+        _launch_accelerate("dpo", config, overrides, resume, num_processes)
+    try:
+        cfg = load_config(config, DPOConfig, overrides)
+        from tuneloop.train.recipes import dpo as recipe
+
+        prepared = recipe.prepare(cfg)
+        if dry_run:
+            _, _, facts = recipe.load_policy(cfg, prepared["resolved"], prepared["adapter"])
+            _print_dpo_dry_run(cfg, prepared, facts)
             return
         run_dir = _resume_dir(cfg, resume)
         run_dir = recipe.train(cfg, resume=run_dir, prepared=prepared)

@@ -4,7 +4,15 @@ Imports nothing else of tuneloop's: checks that need a model's chat template tak
 a render function as an argument (the CLI passes ``tuneloop.models.render_for_training``).
 """
 
-from tuneloop.data.io import DataError, Row, atomic_path, parse_record, read_jsonl, read_records, write_jsonl
+from tuneloop.data.io import (
+    DataError,
+    Row,
+    atomic_path,
+    parse_record,
+    read_jsonl,
+    read_records,
+    write_jsonl,
+)
 from tuneloop.data.records import (
     RECORD_TYPES,
     Conversation,

@@ -54,6 +54,8 @@ def read_jsonl(path: str | Path) -> Iterator[Row]:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
                 raise DataError(path, line_no, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+            except RecursionError:
+                raise DataError(path, line_no, "invalid JSON: nested too deeply") from None
             if not isinstance(obj, dict):
                 raise DataError(path, line_no, f"expected a JSON object, got {type(obj).__name__}")
             yield Row(str(path), line_no, obj)
@@ -93,6 +95,9 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs are ordinary files
     try:
         yield Path(tmp)
         os.replace(tmp, path)

@@ -12,9 +12,9 @@ from tuneloop.models.chat_template import (
     render_for_training,
     render_text,
 )
+from tuneloop.models.embedded import ModelPullError, is_pulled, pull
 from tuneloop.models.home import tuneloop_home
 from tuneloop.models.info import model_info
-from tuneloop.models.embedded import ModelPullError, is_pulled, pull
 from tuneloop.models.registry import DEFAULT_MODEL, EmbeddedModel, embedded_models, get_embedded
 from tuneloop.models.resolve import (
     ModelResolutionError,

@@ -67,6 +67,10 @@ class TrainConfig(BaseModel):
     """Gradient clipping threshold."""
     seed: int = 42
     """Seed for initialisation, data order and dropout."""
+    deterministic: bool = False
+    """Deterministic kernels only (torch.use_deterministic_algorithms): bit-reproducible
+    runs and resumes, somewhat slower. Without it, multi-threaded CPU kernels may sum in
+    a different order from run to run."""
     logging_steps: int = Field(1, ge=1)
     eval_steps: int = Field(20, ge=1)
     """Evaluate on the validation split every N steps."""

@@ -32,8 +32,15 @@ def lora_config(config, task_type: str = "CAUSAL_LM"):
 
 
 def load_for_training(config, resolved: ResolvedModel):
-    """(model, facts) where facts holds parameter counts and the dtype used."""
+    """(model, facts) where facts holds parameter counts and the dtype used.
+
+    Seeds first: LoRA matrices are initialised from the global RNG here, before the
+    trainer seeds it, so without this two runs with one seed start from different adapters.
+    """
     import torch
+    from transformers import set_seed
+
+    set_seed(config.seed)
 
     dtype = training_dtype(config.dtype)
     if config.method == "qlora":

@@ -66,6 +66,7 @@ def memory_plan(config: SFTConfig, resolved) -> dict[str, Any] | None:
 
 def trl_args(config: SFTConfig, run_dir: Path, has_eval: bool):
     """TRL's SFTConfig from ours, with CPU-safe settings made explicit."""
+    import torch
     import trl
 
     dtype = training_dtype(config.dtype)
@@ -76,6 +77,7 @@ def trl_args(config: SFTConfig, run_dir: Path, has_eval: bool):
                        "greater_is_better": False}  # fmt: skip
     return trl.SFTConfig(
         output_dir=str(run_dir), seed=config.seed, data_seed=config.seed,
+        full_determinism=config.deterministic,
         learning_rate=config.learning_rate, num_train_epochs=config.num_epochs, max_steps=config.max_steps,
         per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
         gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -94,17 +96,21 @@ def trl_args(config: SFTConfig, run_dir: Path, has_eval: bool):
         include_num_input_tokens_seen="non_padding",
         report_to=config.report_to or "none",
         dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
         **eval_kwargs,
     )  # fmt: skip
 
 
 def train(config: SFTConfig, resume: Path | None = None, prepared: dict | None = None) -> Path:
     """Run SFT; returns the run folder. ``resume`` continues a run from its latest checkpoint."""
+    import torch
     import trl
     from accelerate import PartialState
     from transformers import EarlyStoppingCallback
 
-    state = PartialState()  # one process, or one of N under `accelerate launch`
+    # One process, or one of N under `accelerate launch`. On CPU the state must be
+    # created with cpu=True, or torchrun-launched processes stay single (no gloo group).
+    state = PartialState(cpu=not torch.cuda.is_available())
     main = state.is_main_process
     prepared = prepared or prepare(config)
     tokenizer, train_split, val_split = prepared["tokenizer"], prepared["train"], prepared["validation"]
