@@ -15,6 +15,7 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
 from tuneloop.data.checks.item import Context, Item
+from tuneloop.data.records import LabeledExample, PreferencePair
 from tuneloop.data.findings import CheckInfo
 
 TOOL_CALL_UNKNOWN = CheckInfo(
@@ -52,10 +53,25 @@ def schema_errors(schema: dict[str, Any], instance: Any) -> list[str]:
     return [f"{e.json_path}: {e.message}" for e in errors]
 
 
+def _is_negative_example(item: Item, path: str) -> bool:
+    """A rejected side, or an undesirable KTO completion: bad calls are the point there.
+
+    Mined failures (an invalid first attempt vs the repaired one) produce exactly such
+    pairs; the model is trained *away* from them, so they must not fail validation.
+    """
+    if isinstance(item.record, PreferencePair):
+        return path.startswith("rejected")
+    if isinstance(item.record, LabeledExample):
+        return not item.record.label and path.startswith("completion")
+    return False
+
+
 def check_tool_calls(item: Item, ctx: Context) -> None:
-    """Each call names a declared tool and passes its schema."""
+    """Each call names a declared tool and passes its schema (positive examples only)."""
     specs = {t.function.name: t.function.parameters for t in item.tools or []}
     for path, m in item.turns:
+        if _is_negative_example(item, path):
+            continue
         for k, call in enumerate(m.tool_calls or []):
             where = f"{path}.tool_calls.{k}.function"
             name = call.function.name
