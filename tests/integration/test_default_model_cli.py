@@ -71,3 +71,18 @@ def test_bad_model_reference_is_one_clear_line(tmp_path):
 def test_unknown_embedded_pull_fails():
     result = tuneloop("models", "pull", "no-such-model")
     assert result.returncode == 1 and "unknown embedded model" in result.stderr
+
+
+def test_models_plan_json_has_every_component(default_model_dir):
+    result = tuneloop("models", "plan", "smollm2-135m-instruct", "--method", "lora", "--seq-len", "512",
+                      "--batch", "4", "--json", "--memory-gb", "0.5")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    plan = json.loads(result.stdout)
+    parts = plan["components"]
+    for name in ("weights", "kv_cache", "activations", "logits", "gradients", "optimizer_states", "lora_params"):
+        assert parts[name]["bytes"] >= 0, name
+    # fp32 weights of a ~135M-parameter model: 4 bytes each
+    assert parts["weights"]["bytes"] == pytest.approx(4 * 134.5e6, rel=0.01)
+    assert parts["gradients"]["bytes"] < parts["weights"]["bytes"] / 10  # LoRA: few trainable params
+    assert plan["total"]["bytes"] == sum(p["bytes"] for p in parts.values())
+    assert plan["fits"] is False  # 4+ GiB does not fit 0.5 GiB

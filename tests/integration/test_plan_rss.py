@@ -8,9 +8,9 @@ all linear layers, AdamW, 2 steps at seq_len 512, batch 4, fp32, the loss from
 
 The child pins glibc's mmap threshold (``MALLOC_MMAP_THRESHOLD_``). Left dynamic, glibc
 raises it after the first large free, so later activations land on the heap and freed ones
-are not returned: peak RSS then records fragmentation (1.05-1.1x the plan for inference,
-1.45-1.75x for LoRA, varying run to run), not the tensors the planner counts. With the
-threshold pinned, the peak tracks live tensors and matched the plan within 2%. See
+are not returned: peak RSS then records fragmentation (1.00-1.10x the plan for inference,
+1.77x for LoRA, varying run to run), not the tensors the planner counts. With the
+threshold pinned, the peak tracks live tensors and matched the plan within 3%. See
 ``docs/design/memory-planner.md``; ``python tests/integration/test_plan_rss.py`` prints
 both allocator settings side by side.
 """

@@ -87,8 +87,8 @@ def test_near_duplicate_finds_light_edit_not_unrelated():
     pairs = near_duplicate_pairs(items)
     assert [(a, b) for a, b, _ in pairs] == [("orig", "edited")]
     # One replaced word changes at most 5 of the 146 shingles: exact Jaccard >= 141/151.
-    (_, _, estimate), = pairs
-    (_, _, exact), = naive_near_duplicate_pairs(items, 0.85)
+    ((_, _, estimate),) = pairs
+    ((_, _, exact),) = naive_near_duplicate_pairs(items, 0.85)
     assert exact >= 141 / 151
     assert abs(estimate - exact) < 0.1
 
@@ -100,7 +100,10 @@ def test_near_duplicates_leave_out_exact_duplicates_but_pair_their_copies():
     pairs = near_duplicate_pairs(items)
     # a and b are exact duplicates (same normalized text): not a near pair; c is near both.
     assert [(a, b) for a, b, _ in pairs] == [("a", "c"), ("b", "c")]
-    assert [(a, b) for a, b, _ in naive_near_duplicate_pairs(items, 0.85)] == [("a", "c"), ("b", "c")]
+    assert [(a, b) for a, b, _ in naive_near_duplicate_pairs(items, 0.85)] == [
+        ("a", "c"),
+        ("b", "c"),
+    ]
 
 
 def test_short_texts_use_character_shingles():

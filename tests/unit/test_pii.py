@@ -85,7 +85,10 @@ def test_positives_alone_and_in_a_sentence(kind, value):
         ("API-KEY: Zx9QwErTy12345678abc", "Zx9QwErTy12345678abc"),
         ('{"apiKey": "Zx9QwErTy12345678"}', "Zx9QwErTy12345678"),
         ("client_secret=s3cr3tV4lu3s3cr3tV4lu3", "s3cr3tV4lu3s3cr3tV4lu3"),
-        ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123"),
+        (
+            "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.abc123",
+        ),
     ],
 )
 def test_secret_assignments_redact_only_the_value(text, value):
@@ -172,12 +175,16 @@ def test_iban_checksum_by_hand():
 
 
 def test_card_luhn_valid_vs_invalid_in_text():
-    assert kinds_values("pay with 4111 1111 1111 1111 exp 12/25") == [("credit_card", "4111 1111 1111 1111")]
+    assert kinds_values("pay with 4111 1111 1111 1111 exp 12/25") == [
+        ("credit_card", "4111 1111 1111 1111")
+    ]
     assert kinds_values("pay with 4111 1111 1111 1112 exp 12/25") == []
 
 
 def test_iban_found_after_a_false_start():
-    assert kinds_values("AB12 DE89 3704 0044 0532 0130 00") == [("iban", "DE89 3704 0044 0532 0130 00")]
+    assert kinds_values("AB12 DE89 3704 0044 0532 0130 00") == [
+        ("iban", "DE89 3704 0044 0532 0130 00")
+    ]
 
 
 def test_several_kinds_sorted_and_non_overlapping():
@@ -214,7 +221,9 @@ def test_redact_replaces_every_kind():
     for m in matches:
         assert m.value not in redacted
     assert find_pii(redacted) == []
-    assert redacted.startswith("Mail [REDACTED_EMAIL], call [REDACTED_PHONE], IBAN [REDACTED_IBAN], ")
+    assert redacted.startswith(
+        "Mail [REDACTED_EMAIL], call [REDACTED_PHONE], IBAN [REDACTED_IBAN], "
+    )
     assert "[REDACTED_CREDIT_CARD]" in redacted and "[REDACTED_API_KEY]." in redacted
     assert redacted.count("[REDACTED_IP_ADDRESS]") == 2
 
@@ -266,7 +275,7 @@ def _check_invariants(text: str) -> None:
         assert m.kind in PII_KINDS
         assert 0 <= m.start < m.end <= len(text)
         assert text[m.start : m.end] == m.value
-    for a, b in zip(matches, matches[1:]):
+    for a, b in zip(matches, matches[1:], strict=False):
         assert a.end <= b.start  # sorted and non-overlapping
     redacted, replaced = redact(text)
     assert replaced == matches

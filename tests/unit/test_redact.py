@@ -32,10 +32,20 @@ CONVERSATION = {
                 }
             ],
         },
-        {"role": "tool", "tool_call_id": "c1", "name": "lookup", "content": '{"card": "4111 1111 1111 1111"}'},
+        {
+            "role": "tool",
+            "tool_call_id": "c1",
+            "name": "lookup",
+            "content": '{"card": "4111 1111 1111 1111"}',
+        },
         {
             "role": "assistant",
-            "tool_calls": [{"type": "function", "function": {"name": "notify", "arguments": '{"to": "bob@corp.org"}'}}],
+            "tool_calls": [
+                {
+                    "type": "function",
+                    "function": {"name": "notify", "arguments": '{"to": "bob@corp.org"}'},
+                }
+            ],
         },
     ],
     "tools": [
@@ -100,7 +110,9 @@ def test_redact_file_round_trip(tmp_path):
         "filters": [{"ip": "[REDACTED_IP_ADDRESS]"}, 3, True, None],
     }
     assert msgs[3]["content"] == '{"card": "[REDACTED_CREDIT_CARD]"}'
-    assert json.loads(msgs[4]["tool_calls"][0]["function"]["arguments"]) == {"to": "[REDACTED_EMAIL]"}
+    assert json.loads(msgs[4]["tool_calls"][0]["function"]["arguments"]) == {
+        "to": "[REDACTED_EMAIL]"
+    }
     fn = conv["tools"][0]["function"]
     assert fn["description"] == "Look up an account; escalate to [REDACTED_EMAIL]."
     assert fn["parameters"]["properties"]["email"]["description"] == "e.g. [REDACTED_EMAIL]"

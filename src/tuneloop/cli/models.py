@@ -107,9 +107,9 @@ def models_plan(
         out.print_json(json.dumps(data))
         return
     table = Table("component", "GiB", title=f"{ref}: {method}, seq {seq_len} x batch {batch}, {dtype}")
-    for key, value in data["components_gib"].items():
-        table.add_row(key, f"{value:.3f}")
-    table.add_row("[bold]total", f"[bold]{data['total_gib']:.3f}")
+    for key, value in data["components"].items():
+        table.add_row(key, f"{value['gib']:.3f}")
+    table.add_row("[bold]total", f"[bold]{data['total']['gib']:.3f}")
     out.print(table)
     if memory_gb is not None:
         out.print(f"fits in {memory_gb} GiB: {'yes' if data['fits'] else 'NO'}")

@@ -36,6 +36,28 @@ def bare_resume_argv(argv: list[str]) -> list[str]:
     return fixed
 
 
+def pin_malloc_threshold() -> None:
+    """Keep glibc from growing its mmap threshold during training (CPU memory).
+
+    By default glibc raises the threshold after the first large free, later per-layer
+    tensors come from the heap and freed gaps are never returned: peak RSS of LoRA on
+    the default model was 7.8 GB instead of 4.5 GB (docs/design/memory-planner.md).
+    Same as MALLOC_MMAP_THRESHOLD_=131072; no measurable slowdown.
+    """
+    import ctypes
+    import ctypes.util
+
+    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
+        return
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name) if libc_name else None
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(-3, 131072)  # M_MMAP_THRESHOLD
+    except OSError:
+        pass
+
+
 def _errors():
     from tuneloop.train.config import ConfigError
     from tuneloop.train.datasets import DataValidationError
@@ -92,6 +114,7 @@ def sft(
     from tuneloop.train.config import SFTConfig, load_config
 
     overrides = set_ or []
+    pin_malloc_threshold()
     if launcher == "accelerate" and "LOCAL_RANK" not in os.environ:
         _launch_accelerate("sft", config, overrides, resume, num_processes)
     try:
@@ -145,6 +168,7 @@ def dpo(
     from tuneloop.train.config import DPOConfig, load_config
 
     overrides = set_ or []
+    pin_malloc_threshold()
     if launcher == "accelerate" and "LOCAL_RANK" not in os.environ:
         _launch_accelerate("dpo", config, overrides, resume, num_processes)
     try:

@@ -4,6 +4,8 @@ Imports nothing else of tuneloop's: checks that need a model's chat template tak
 a render function as an argument (the CLI passes ``tuneloop.models.render_for_training``).
 """
 
+from tuneloop.data.findings import Finding, Report
+from tuneloop.data.formats import convert_file, detect_format
 from tuneloop.data.io import (
     DataError,
     Row,
@@ -29,8 +31,15 @@ from tuneloop.data.records import (
     to_chat_messages,
     tools_as_dicts,
 )
+from tuneloop.data.validate import ValidateConfig, validate_files
 
 __all__ = [
+    "Finding",
+    "Report",
+    "ValidateConfig",
+    "convert_file",
+    "detect_format",
+    "validate_files",
     "RECORD_TYPES",
     "Conversation",
     "DataError",

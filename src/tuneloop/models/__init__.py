@@ -15,6 +15,7 @@ from tuneloop.models.chat_template import (
 from tuneloop.models.embedded import ModelPullError, is_pulled, pull
 from tuneloop.models.home import tuneloop_home
 from tuneloop.models.info import model_info
+from tuneloop.models.plan import MemoryPlan, ModelShape, plan_memory
 from tuneloop.models.registry import DEFAULT_MODEL, EmbeddedModel, embedded_models, get_embedded
 from tuneloop.models.resolve import (
     ModelResolutionError,
@@ -29,6 +30,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "IGNORE_INDEX",
     "EmbeddedModel",
+    "MemoryPlan",
+    "ModelShape",
     "ModelPullError",
     "ModelResolutionError",
     "RenderError",
@@ -42,6 +45,7 @@ __all__ = [
     "load_model_and_tokenizer",
     "load_tokenizer",
     "model_info",
+    "plan_memory",
     "prepare_messages",
     "pull",
     "render_for_training",

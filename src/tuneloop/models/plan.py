@@ -146,7 +146,7 @@ class MemoryPlan:
     inputs: dict[str, Any]
     """The arguments the plan was made from (shape as a dict)."""
     weights: int
-    """Model weights as stored (quantized layers at 4/8 bits, the rest at 16 bits)."""
+    """Model weights as stored (quantized linears at 4 or 8 bits, the rest in the compute dtype)."""
     kv_cache: int
     """Inference: cached keys and values of every layer for ``seq_len`` tokens."""
     activations: int

@@ -15,8 +15,8 @@ from jsonschema import SchemaError
 from jsonschema.validators import validator_for
 
 from tuneloop.data.checks.item import Context, Item
-from tuneloop.data.records import LabeledExample, PreferencePair
 from tuneloop.data.findings import CheckInfo
+from tuneloop.data.records import LabeledExample, PreferencePair
 
 TOOL_CALL_UNKNOWN = CheckInfo(
     "tool_call_unknown", "error", "Every called tool is declared in the record's tools."
