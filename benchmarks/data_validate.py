@@ -1,7 +1,13 @@
 """Data-validation benchmarks, side by side with a baseline in the same run.
 
-Part 1 (validation throughput) is added by its own section below; part 2 is
-near-duplicate detection:
+Part 1 (``--parts validate``) is validation throughput: ``tuneloop data validate``'s
+library call (schema + rendering with the default model's chat template + exact and
+near-duplicate detection + the other per-record checks) on 100k synthetic
+conversations, records/s and peak memory, next to the baseline an unchecked pipeline
+pays anyway: ``tokenizer.apply_chat_template(..., tokenize=True)`` on the same records
+(no loss mask, no checks). Results: ``benchmarks/results/data_validate.json``.
+
+Part 2 (``--parts dedup``) is near-duplicate detection:
 
 - MinHash LSH (:func:`tuneloop.data.dedup.near_duplicate_pairs`) on 100k synthetic
   documents: wall and CPU time (CPU time is the steadier figure on a shared machine)
@@ -233,10 +239,71 @@ def dedup_benchmark(n_docs: int, n_naive: int, threshold: float) -> dict[str, An
 # ---------------------------------------------------------------------- part 1
 # (validation throughput: added by its own section; main() runs whatever parts exist)
 
+# ------------------------------------------------------------ validation speed
+
+_SUBJECTS = ["invoice", "garden", "compiler", "orbit", "recipe", "violin", "harbor", "glacier",
+             "lantern", "meadow", "server", "poem", "bridge", "comet", "tulip", "kernel"]  # fmt: skip
+
+
+def make_conversations(path: Path, n: int, seed: int = 0) -> None:
+    """``n`` varied conversations (1-3 turns, some with a system prompt) as JSONL."""
+    rng = random.Random(seed)
+    with open(path, "w") as fh:
+        for i in range(n):
+            msgs = [{"role": "system", "content": "You are a concise assistant."}] if i % 3 == 0 else []
+            for t in range(1 + i % 3):
+                a, b = rng.sample(_SUBJECTS, 2)
+                k = rng.randint(1, 10**6)
+                msgs.append({"role": "user", "content": f"Request {i}.{t}: relate the {a} to the {b} using {k}."})
+                words = " ".join(rng.choice(_SUBJECTS) for _ in range(rng.randint(5, 60)))
+                msgs.append({"role": "assistant", "content": f"Answer {i}.{t} ({k}): {words}."})
+            fh.write(json.dumps({"messages": msgs}) + "\n")
+
+
+def validate_benchmark(n: int, model: str) -> dict[str, Any]:
+    import tempfile
+
+    from tuneloop.data.io import read_records
+    from tuneloop.data.records import to_chat_messages
+    from tuneloop.data.validate import ValidateConfig, validate_files
+    from tuneloop.models import load_tokenizer, render_for_training, resolve_model
+
+    tokenizer = load_tokenizer(resolve_model(model))
+    render = functools.partial(render_for_training, tokenizer)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "conversations.jsonl"
+        make_conversations(path, n)
+
+        def baseline() -> int:
+            tokens = 0
+            for _, rec in read_records(path, "conversation"):
+                out = tokenizer.apply_chat_template(to_chat_messages(rec.messages), tokenize=True)
+                tokens += len(out["input_ids"] if hasattr(out, "keys") else out)
+            return tokens
+
+        base = measure(baseline)
+        full = measure(lambda: validate_files([path], ValidateConfig(render=render, max_len=1024)))
+        schema_only = measure(lambda: validate_files([path], ValidateConfig()))
+    report = full.result
+    return {
+        "records": n,
+        "model": model,
+        "tuneloop_validate": {**full.row(), "records_per_s": round(n / full.wall_s, 1),
+                              "ok": report.ok, "findings": len(report.findings),
+                              "rendering": report.stats.get("rendering")},  # fmt: skip
+        "tuneloop_validate_without_rendering": {**schema_only.row(),
+                                                "records_per_s": round(n / schema_only.wall_s, 1)},  # fmt: skip
+        "baseline_apply_chat_template": {**base.row(), "records_per_s": round(n / base.wall_s, 1),
+                                         "tokens": base.result},  # fmt: skip
+        "validate_time_over_baseline": round(full.wall_s / base.wall_s, 2),
+    }
+
+
 PARTS: dict[str, Callable[[argparse.Namespace], dict[str, Any]]] = {
+    "validate": lambda args: validate_benchmark(args.records, args.model),
     "dedup": lambda args: dedup_benchmark(args.docs, args.naive_docs, args.threshold),
 }
-OUTPUTS = {"dedup": "data_dedup.json"}
+OUTPUTS = {"validate": "data_validate.json", "dedup": "data_dedup.json"}
 
 
 def _environment() -> dict[str, Any]:
@@ -258,6 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--parts", default=",".join(PARTS), help=f"comma-separated: {', '.join(PARTS)}"
     )
+    parser.add_argument("--records", type=int, default=100_000, help="conversations to validate")
+    parser.add_argument("--model", default="smollm2-135m-instruct", help="tokenizer for rendering")
     parser.add_argument("--docs", type=int, default=100_000, help="documents for the LSH run")
     parser.add_argument("--naive-docs", type=int, default=5_000, help="documents for LSH vs naive")
     parser.add_argument(
