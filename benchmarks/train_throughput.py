@@ -4,9 +4,10 @@ Both variants train the same model, on the same conversations in the same order,
 the same LoRA hyper-parameters (r=16, alpha=32, dropout 0.05, all-linear), batch size,
 maximum length and number of steps:
 
-- **tuneloop**: :func:`tuneloop.train.recipes.sft.train` as users run it: conversations
-  rendered once with assistant-only labels, ``batching: padding_free``, fp32, gradient
-  checkpointing off, its own callbacks and record tracking.
+- **tuneloop**: :func:`tuneloop.train.recipes.sft.train` as ``tuneloop train sft`` runs it
+  (malloc mmap threshold pinned first, as the CLI does): conversations rendered once with
+  assistant-only labels, ``batching: padding_free``, fp32, gradient checkpointing off,
+  its own callbacks and record tracking.
 - **baseline**: ``trl.SFTTrainer`` with TRL's defaults for data handling: a conversational
   ``messages`` dataset that TRL renders with the chat template and tokenizes itself,
   padding to the longest sequence in the batch, no packing, loss on every token. Only
@@ -18,6 +19,12 @@ maximum length and number of steps:
 Each run is a separate subprocess (clean peak RSS, read with ``os.wait4``), the variants
 alternate A/B/A/B for ``--repeats`` rounds so drifting machine load hits both alike, and
 the first ``--warmup`` steps of each run are not timed.
+
+Threads: one per run by default (``--threads 1``, the matmul peak too). On a shared
+machine, OpenMP threads that outnumber the free cores spin at barriers: one LoRA
+forward+backward of this model on 900 tokens took 5.9 s with one thread and 18-26 s
+with two while another training job ran. ``--threads 0`` uses torch's default (all
+cores), for an idle machine.
 
 What is counted, the same way for both (a wrapper around the trainer's collator):
 
@@ -65,8 +72,9 @@ REFERENCE_DATA = "data/sft/*.jsonl"
 VARIANTS = ("tuneloop", "baseline")
 
 BASELINE_OVERRIDES = {
-    "bf16": (False, "TRL defaults bf16=True; fp32 is the precision compared (tuneloop trains "
-                    "fp32 on CPU) and bf16 autocast runs ~20x slower on CPUs without bf16 units"),
+    "bf16": (False, "TRL's default bf16=True fails on a machine without a GPU ('Your setup doesn't "
+                    "support bf16/gpu. You need to assign use_cpu...'); use_cpu=True would instead "
+                    "train in bf16 autocast, while fp32 is the precision compared (tuneloop's CPU default)"),
     "max_length": ("--max-length", "TRL defaults 1024; both variants truncate at the same length"),
     "per_device_train_batch_size": ("--batch-size", "transformers defaults 8; same batch for both"),
     "max_steps": ("--warmup + --steps", "the run length being measured"),
@@ -193,8 +201,11 @@ def linear_params(model) -> tuple[int, int]:
 
 def run_tuneloop(spec: dict, probe: Probe) -> dict:
     """The real recipe, with the probe added to its trainer (nothing else changed)."""
+    from tuneloop.cli.train import pin_malloc_threshold
     from tuneloop.train.config import SFTConfig
     from tuneloop.train.recipes import sft
+
+    pin_malloc_threshold()  # what `tuneloop train sft` does before training
 
     holder: dict[str, Any] = {}
     real_track_records = sft.track_records
@@ -210,7 +221,8 @@ def run_tuneloop(spec: dict, probe: Probe) -> dict:
         return Probed
 
     sft.track_records = instrumented
-    config = SFTConfig(name="bench", model=spec["model"], output_dir=spec["work"], method="lora",
+    config = SFTConfig(name="bench", model=spec["model"], method="lora",
+                       output_dir=tempfile.mkdtemp(prefix="tuneloop-", dir=spec["work"]),
                        lora_r=16, lora_alpha=32, lora_dropout=0.05, lora_target_modules="all-linear",
                        train_files=spec["files"], validation_fraction=0.0, max_length=spec["max_length"],
                        batch_size=spec["batch_size"], max_steps=spec["warmup"] + spec["steps"],
@@ -251,7 +263,7 @@ def run_baseline(spec: dict, probe: Probe) -> dict:
     tokenizer = load_tokenizer(resolved)
     peft_config = lora_config(SFTConfig(name="bench", train_files=["-"], lora_r=16, lora_alpha=32,
                                         lora_dropout=0.05, lora_target_modules="all-linear"))  # fmt: skip
-    args = trl.SFTConfig(output_dir=str(Path(spec["work"]) / "baseline"), bf16=False,
+    args = trl.SFTConfig(output_dir=tempfile.mkdtemp(prefix="baseline-", dir=spec["work"]), bf16=False,
                          max_length=spec["max_length"], per_device_train_batch_size=spec["batch_size"],
                          max_steps=spec["warmup"] + spec["steps"])  # fmt: skip
     trainer = trl.SFTTrainer(model=str(resolved.path), args=args, processing_class=tokenizer,
@@ -287,11 +299,13 @@ def child(variant: str, spec_path: Path, out_path: Path) -> None:
 # ------------------------------------------------------------- orchestration (parent)
 
 
-def launch(variant: str, spec_path: Path, work: Path, index: int) -> dict:
+def launch(variant: str, spec_path: Path, work: Path, index: int, threads: int) -> dict:
     """One run in a fresh interpreter; returns its numbers plus its own peak RSS."""
     out, log_path = work / f"run{index}-{variant}.json", work / f"run{index}-{variant}.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}  # fmt: skip
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     start = time.perf_counter()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, __file__, "--child", variant, "--spec", str(spec_path),
@@ -313,7 +327,7 @@ def launch(variant: str, spec_path: Path, work: Path, index: int) -> dict:
 
 
 def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:
-    """Best fp32 matmul FLOP/s of this CPU (all torch threads), from ``repeats`` timings."""
+    """Best fp32 matmul FLOP/s with this process's torch threads, from ``repeats`` timings."""
     import torch
 
     a, b = torch.randn(n, n), torch.randn(n, n)
@@ -327,7 +341,7 @@ def matmul_peak(n: int = 2048, repeats: int = 10) -> dict[str, float]:
             "flops_per_s": 2 * n**3 / min(times)}  # fmt: skip
 
 
-def environment() -> dict[str, Any]:
+def environment(default_threads: int) -> dict[str, Any]:
     import torch
 
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
@@ -341,7 +355,8 @@ def environment() -> dict[str, Any]:
         except PackageNotFoundError:
             versions[pkg] = None
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "cpu_count": os.cpu_count(), "torch_default_threads": default_threads,
+            "torch_threads_used": torch.get_num_threads(),
             "simd": [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags.split()],
             "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
             "versions": versions}  # fmt: skip
@@ -381,16 +396,24 @@ def summarize(runs: list[dict], peak: float) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="smollm2-135m-instruct", help="model reference (resolve_model)")
-    parser.add_argument("--steps", type=int, default=20, help="timed optimizer steps per run")
+    parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps per run")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps before them (>= 1)")
     parser.add_argument("--repeats", type=int, default=2, help="A/B rounds (each: one run of each)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch/OpenMP threads per run and for the matmul peak; 0 = torch's "
+                             "default (all cores: use on an idle machine only)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=RESULTS / "train_throughput.json")
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--spec", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    import torch
+
+    default_threads = torch.get_num_threads()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.child:
         return child(args.child, args.spec, args.out)
     if args.warmup < 1:
@@ -413,7 +436,7 @@ def main(argv: list[str] | None = None) -> None:
         for rnd in range(args.repeats):
             for variant in VARIANTS:
                 print(f"round {rnd + 1}/{args.repeats}: {variant} ...", flush=True)
-                run = launch(variant, spec_path, work, len(runs))
+                run = launch(variant, spec_path, work, len(runs), args.threads)
                 run["round"] = rnd
                 runs.append(run)
                 print(f"  {run['tokens_per_s']:.0f} tokens/s, {run['label_tokens_per_s']:.0f} label "
@@ -422,13 +445,14 @@ def main(argv: list[str] | None = None) -> None:
     peak = max(peak_before["flops_per_s"], peak_after["flops_per_s"])
     result = {
         "benchmark": "train_throughput",
-        "environment": {**environment(), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
+        "environment": {**environment(default_threads), "loadavg_before": load_before, "loadavg_after": os.getloadavg()},
         "settings": {"model": args.model, "model_path": str(resolved.path), "data": data_kind,
                      "data_files": [os.path.relpath(f, ROOT) for f in files], "steps": args.steps,
                      "warmup": args.warmup, "repeats": args.repeats, "batch_size": args.batch_size,
-                     "max_length": args.max_length, "seed": args.seed,
+                     "max_length": args.max_length, "seed": args.seed, "threads": args.threads,
                      "lora": {"r": 16, "alpha": 32, "dropout": 0.05, "target_modules": "all-linear"},
-                     "tuneloop": "recipes.sft.train: padding_free, fp32, gradient checkpointing off",
+                     "tuneloop": ("recipes.sft.train after cli.train.pin_malloc_threshold (as `tuneloop train "
+                                  "sft`): padding_free, fp32, gradient checkpointing off"),
                      "baseline_overrides": {k: {"value": str(v), "why": why}
                                             for k, (v, why) in BASELINE_OVERRIDES.items()},
                      "baseline_defaults_kept": BASELINE_KEPT},
@@ -451,7 +475,8 @@ _FLOPS_NOTE = ("6*N FLOPs per non-padding token (2N forward + 4N backward), N = 
                "linear layers incl. LoRA and the (tied) LM head; attention scores ignored. For LoRA "
                "the frozen weights get no weight gradient, so ~4*N_base + 6*N_lora is the useful "
                "work (lora_aware); gradient-checkpointing recomputation and padding are not counted. "
-               "Peak: best torch.matmul time of two 2048x2048 fp32 matrices.")  # fmt: skip
+               "Peak: best torch.matmul time of two 2048x2048 fp32 matrices, with the same "
+               "thread count as the runs.")  # fmt: skip
 
 
 if __name__ == "__main__":

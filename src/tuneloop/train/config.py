@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -92,6 +92,16 @@ class TrainConfig(BaseModel):
     """Stop training (checkpoint kept) at the first loss spike or gradient anomaly."""
     report_to: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)
     """Experiment trackers, each an optional install; metrics.jsonl is always written."""
+
+    @model_validator(mode="after")
+    def _checkpoint_at_every_evaluation(self):
+        # Best-checkpoint selection needs a checkpoint at each evaluation.
+        if self.save_steps % self.eval_steps:
+            raise ValueError(
+                f"save_steps ({self.save_steps}) must be a multiple of eval_steps ({self.eval_steps}) "
+                "so the best evaluated checkpoint exists"
+            )
+        return self
 
 
 class SFTConfig(TrainConfig):
