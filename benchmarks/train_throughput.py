@@ -16,7 +16,8 @@ maximum length and number of steps:
   (``tuneloop.models.prepare_messages``), because SmolLM2's template cannot render
   ``tool_calls`` itself; both variants therefore see the same text.
 
-Each run is a separate subprocess (clean peak RSS, read with ``os.wait4``), the variants
+Each run is a separate subprocess (clean peak RSS: the child's own ``VmHWM``, split at
+the start of training into set-up and training peaks), the variants
 alternate A/B/A/B for ``--repeats`` rounds so drifting machine load hits both alike, and
 the first ``--warmup`` steps of each run are not timed.
 
@@ -130,6 +131,7 @@ class Probe:
         self.batches: list[dict[str, int]] = []
         self.step_wall: list[float] = []
         self.step_cpu: list[float] = []
+        self.setup_rss_peak_kib: int | None = None
         self.train_rss_peak_kib: int | None = None
 
     def collator(self, inner):
@@ -147,6 +149,7 @@ class Probe:
 
         class StepTimer(TrainerCallback):
             def on_train_begin(self, args, state, control, **kwargs):
+                probe.setup_rss_peak_kib = _status_kib("VmHWM")
                 _reset_peak_rss()
 
             def on_step_end(self, args, state, control, **kwargs):
@@ -176,6 +179,10 @@ def _status_kib(field: str) -> int | None:
     except OSError:
         pass
     return None
+
+
+def _mib(kib: int | None) -> float | None:
+    return kib / 1024 if kib else None
 
 
 def _reset_peak_rss() -> None:
@@ -290,7 +297,9 @@ def child(variant: str, spec_path: Path, out_path: Path) -> None:
         "variant": variant, "timed_wall_s": wall, "timed_cpu_s": cpu, "step_s": step_times,
         **{k: sum(b[k] for b in timed) for k in ("tokens", "padded_tokens", "label_tokens", "sequences")},
         "first_batches": probe.batches[: w + 2],
-        "train_peak_rss_mib": probe.train_rss_peak_kib / 1024 if probe.train_rss_peak_kib else None,
+        "setup_peak_rss_mib": _mib(probe.setup_rss_peak_kib),
+        "train_peak_rss_mib": _mib(probe.train_rss_peak_kib),
+        "process_peak_rss_mib": _mib(max(probe.setup_rss_peak_kib or 0, _status_kib("VmHWM") or 0)),
         "base_linear_params": facts["linear_params"][0], "lora_linear_params": facts["linear_params"][1],
         **{k: v for k, v in facts.items() if k != "linear_params"},
     }))  # fmt: skip
@@ -317,7 +326,11 @@ def launch(variant: str, spec_path: Path, work: Path, index: int, threads: int) 
         raise RuntimeError(f"{variant} run failed (exit {proc.returncode}); log tail:\n{tail}")
     result = json.loads(out.read_text())
     result["process_wall_s"] = round(time.perf_counter() - start, 1)
-    result["process_peak_rss_mib"] = usage.ru_maxrss / 1024  # KiB on Linux
+    # Cross-check only: ru_maxrss survives execve, so it is at least the RSS this
+    # (parent) process had when it forked the child; the child's own VmHWM is the figure.
+    result["ru_maxrss_mib"] = usage.ru_maxrss / 1024  # KiB on Linux
+    if result["process_peak_rss_mib"] is None:  # no /proc (not Linux)
+        result["process_peak_rss_mib"] = result["ru_maxrss_mib"]
     wall = result["timed_wall_s"]
     result["tokens_per_s"] = result["tokens"] / wall
     result["label_tokens_per_s"] = result["label_tokens"] / wall

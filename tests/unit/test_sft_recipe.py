@@ -157,3 +157,13 @@ def test_shipped_sft_configs_load(path):
     config = load_config(path, SFTConfig, ["max_steps=1"])
     assert config.model == "smollm2-135m-instruct" and config.max_steps == 1
     assert config.train_files and config.eval_sets
+
+
+def test_eval_steps_defaults_to_save_steps_and_mismatch_is_an_error(tmp_path):
+    from tuneloop.train.config import ConfigError
+
+    cfg = write_config(tmp_path / "a.yaml", train_files=["a.jsonl"], save_steps=5)
+    assert load_config(cfg, SFTConfig).eval_every == 5
+    bad = write_config(tmp_path / "b.yaml", train_files=["a.jsonl"], save_steps=10, eval_steps=20)
+    with pytest.raises(ConfigError, match="save_steps \\(10\\) must be a multiple of eval_steps \\(20\\)"):
+        load_config(bad, SFTConfig)

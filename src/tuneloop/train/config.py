@@ -72,10 +72,11 @@ class TrainConfig(BaseModel):
     runs and resumes, somewhat slower. Without it, multi-threaded CPU kernels may sum in
     a different order from run to run."""
     logging_steps: int = Field(1, ge=1)
-    eval_steps: int = Field(20, ge=1)
-    """Evaluate on the validation split every N steps."""
     save_steps: int = Field(20, ge=1)
     """Write a checkpoint every N steps (what --resume continues from)."""
+    eval_steps: int | None = Field(None, ge=1)
+    """Evaluate on the validation split every N steps (default: save_steps). save_steps
+    must be a multiple of it, so the best evaluated checkpoint exists."""
     save_total_limit: int | None = 3
     """Keep at most this many checkpoints (the best one is always kept)."""
     early_stopping_patience: int | None = None
@@ -96,12 +97,17 @@ class TrainConfig(BaseModel):
     @model_validator(mode="after")
     def _checkpoint_at_every_evaluation(self):
         # Best-checkpoint selection needs a checkpoint at each evaluation.
-        if self.save_steps % self.eval_steps:
+        if self.eval_steps is not None and self.save_steps % self.eval_steps:
             raise ValueError(
                 f"save_steps ({self.save_steps}) must be a multiple of eval_steps ({self.eval_steps}) "
                 "so the best evaluated checkpoint exists"
             )
         return self
+
+    @property
+    def eval_every(self) -> int:
+        """Steps between evaluations."""
+        return self.eval_steps or self.save_steps
 
 
 class SFTConfig(TrainConfig):

@@ -172,7 +172,7 @@ def trl_args(config: DPOConfig, run_dir: Path, has_eval: bool):
         beta=config.beta, max_length=config.max_length,
     )  # fmt: skip
     if has_eval:
-        kwargs.update(eval_strategy="steps", eval_steps=config.eval_steps, load_best_model_at_end=True,
+        kwargs.update(eval_strategy="steps", eval_steps=config.eval_every, load_best_model_at_end=True,
                       metric_for_best_model="eval_loss", greater_is_better=False)  # fmt: skip
     if config.loss_type in DPO_LOSSES:
         return trl.DPOTrainer, trl.DPOConfig(

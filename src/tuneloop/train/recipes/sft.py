@@ -72,7 +72,7 @@ def trl_args(config: SFTConfig, run_dir: Path, has_eval: bool):
     dtype = training_dtype(config.dtype)
     eval_kwargs: dict[str, Any] = {}
     if has_eval:
-        eval_kwargs = {"eval_strategy": "steps", "eval_steps": config.eval_steps, "eval_on_start": True,
+        eval_kwargs = {"eval_strategy": "steps", "eval_steps": config.eval_every, "eval_on_start": True,
                        "load_best_model_at_end": True, "metric_for_best_model": "eval_loss",
                        "greater_is_better": False}  # fmt: skip
     return trl.SFTConfig(
