@@ -32,6 +32,12 @@ from tuneloop.models.resolve import load_model, load_tokenizer, resolve_model
 from tuneloop.train.runs import package_versions, read_status, write_json
 
 DEFAULT_ATOL = 1e-3
+ADAPTER_RTOL = 2e-3
+"""Extra tolerance per unit of adapter effect (max |adapter logits - base logits|): fp32
+rounding of W + sBA vs W x + sB(Ax) grows with the adapter's size. Measured on the
+default model: 9.7e-5 for a 3-step adapter, 5.4e-3 after 20 steps at lr 3e-4 (r16, a32).
+A merge fault (a weight off by 0.01, a wrong scale, a missing layer) moves logits by a
+sizeable fraction of the effect itself, far above 0.2% of it."""
 """Largest allowed |logit difference| between merged and unmerged models (see module docstring)."""
 
 _CALCULATOR = {"type": "function", "function": {
@@ -236,11 +242,14 @@ def _apply_adapter(base, adapter_dir: Path, prompts, atol: float) -> tuple[Any, 
         base_logits = _logits(peft_model, prompts)
     merged = _merge_adapter(peft_model)
     diff = _max_abs_diff(expected, _logits(merged, prompts))
-    if not diff <= atol:  # also catches NaN
+    effect = _max_abs_diff(expected, base_logits)
+    tolerance = atol + ADAPTER_RTOL * effect
+    if not diff <= tolerance:  # also catches NaN
         raise MergeError(f"{adapter_dir}: merged logits differ from base+adapter by {diff:.3g} "
-                         f"(tolerance {atol:g}); nothing written")  # fmt: skip
+                         f"(tolerance {tolerance:.3g} = {atol:g} + {ADAPTER_RTOL:g} x adapter effect "
+                         f"{effect:.3g}); nothing written")  # fmt: skip
     return merged, {"adapter": str(adapter_dir.resolve()), "max_abs_diff": diff,
-                    "adapter_effect": _max_abs_diff(expected, base_logits)}  # fmt: skip
+                    "adapter_effect": effect, "tolerance": tolerance}  # fmt: skip
 
 
 def _merge_adapter(peft_model):
