@@ -362,7 +362,8 @@ def environment(default_threads: int) -> dict[str, Any]:
     flags = next((line for line in Path("/proc/cpuinfo").read_text().splitlines()
                   if line.startswith("flags")), "")  # fmt: skip
     versions = {}
-    for pkg in ("tuneloop", "torch", "transformers", "trl", "peft", "accelerate", "datasets"):
+    for pkg in ("tuneloop", "torch", "transformers", "trl", "peft", "accelerate", "datasets",
+                "bitsandbytes"):  # bitsandbytes: imported by peft when present (import cost)
         try:
             versions[pkg] = version(pkg)
         except PackageNotFoundError:
