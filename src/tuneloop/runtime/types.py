@@ -35,6 +35,16 @@ class GenerationConfig(BaseModel):
     """Seed for sampling, so a sampled output can be reproduced."""
     tools: list[dict] | None = None
     """Tool specs (OpenAI function format) rendered into the prompt."""
+    tool_choice: str = "auto"
+    """OpenAI semantics: ``auto`` (the model decides), ``none``, ``required`` (some tool
+    must be called) or a tool's name (that tool must be called). Backends that can
+    constrain decoding (``supports_json_schema``) enforce ``required`` and a name with a
+    grammar over the tool schemas; the runtime checks it either way."""
+    json_schema: dict | None = None
+    """Constrain the output to JSON valid against this schema, on backends that can
+    (``supports_json_schema``): the local engine through a grammar (llguidance), an
+    OpenAI-compatible server through ``response_format``. Others ignore it; the
+    runtime validates (and repairs) the output either way."""
 
 
 class GenerationOutput(BaseModel):
@@ -82,6 +92,22 @@ class ChatModel(Protocol):
         self, messages: list[Message], config: GenerationConfig | None = None
     ) -> Iterator[StreamChunk]:
         """Complete one conversation, yielding text as it is produced."""
+        ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """Exact token counts, for the context policy. The local engine is one."""
+
+    context_window: int | None
+    """How many tokens the model can attend to (prompt + answer), when known."""
+
+    def count_text(self, text: str) -> int:
+        """Tokens of ``text`` on its own (no special tokens added)."""
+        ...
+
+    def count_prompt(self, messages: list[Message], tools: list[dict] | None = None) -> int:
+        """Tokens of the whole rendered prompt, generation prompt included."""
         ...
 
 

@@ -59,6 +59,26 @@ class FakeModel:
         """Deep copies of the ``(messages, config)`` of every call, in order."""
         self._lock = threading.Lock()
 
+    context_window: int | None = None
+    """Set it to test context policies; tokens are whitespace-separated words."""
+
+    supports_json_schema = False
+    """``config.json_schema`` is not enforced: the script answers what it says."""
+
+    def count_text(self, text: str) -> int:
+        """Words in ``text``: the fake model's notion of a token."""
+        return _count_words(text)
+
+    def count_prompt(self, messages: list[Message], tools: list[dict] | None = None) -> int:
+        """Words of every message plus 4 per message (role and delimiters) and the tool specs."""
+        import json
+
+        words = sum(_count_words(_content_text(m)) + 4 for m in messages)
+        for m in messages:
+            for call in m.get("tool_calls") or []:
+                words += _count_words(json.dumps(call))
+        return words + sum(_count_words(json.dumps(t)) for t in tools or [])
+
     @property
     def remaining(self) -> int:
         """How many scripted outputs have not been used yet."""
