@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tuneloop.runtime.backends.errors import GrammarError
 from tuneloop.runtime.context import ContextOverflowError, ContextPolicy, apply_policy
 from tuneloop.runtime.events import (
     EventSink,
@@ -220,7 +221,15 @@ class _Run:
             self.a.sink.emit(event)
 
     def call_model(self, messages: list[Message], config: GenerationConfig, purpose: str):
-        output: GenerationOutput = self.a.model.generate(messages, config)
+        grammar_error = None
+        try:
+            output: GenerationOutput = self.a.model.generate(messages, config)
+        except GrammarError as exc:
+            # A schema the grammar engine cannot compile (e.g. if/then, not): decode
+            # freely; validation and repair still hold the line. Recorded, not hidden.
+            grammar_error = str(exc)
+            config = config.model_copy(update={"json_schema": None, "tool_choice": "auto"})
+            output = self.a.model.generate(messages, config)
         self.prompt_tokens += output.prompt_tokens
         self.completion_tokens += output.completion_tokens
         self.emit(
@@ -237,7 +246,9 @@ class _Run:
                     config.json_schema
                     or (config.tools and config.tool_choice not in ("auto", "none"))
                 )
-                and self.a.can_constrain(),
+                and self.a.can_constrain()
+                and grammar_error is None,
+                grammar_error=grammar_error,
                 output=output.text,
                 tool_calls=output.tool_calls,
                 messages=messages,

@@ -68,6 +68,8 @@ class ModelCall(_Event):
     finish_reason: str = "stop"
     constrained: bool = False
     """Whether constrained decoding (a grammar) shaped this output."""
+    grammar_error: str | None = None
+    """Why the grammar could not be used (the call then decoded freely)."""
     output: str = ""
     """The raw text the model produced."""
     tool_calls: list[dict] | None = None

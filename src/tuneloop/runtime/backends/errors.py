@@ -50,3 +50,9 @@ class BackendError(RuntimeError):
             error_type=error.get("type"),
             code=str(code) if code is not None else None,
         )
+
+
+class GrammarError(ValueError):
+    """A schema or grammar the constrained-decoding engine cannot compile; the message
+    names the problem. Lives here (not in ``constrained``) so callers can catch it
+    without importing torch and llguidance."""

@@ -62,6 +62,10 @@ def _cut_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
 class LocalEngine:
     """A :class:`~tuneloop.runtime.types.ChatModel` running a transformers causal LM in-process."""
 
+    supports_json_schema = True
+    """``config.json_schema``, and ``tool_choice`` ``required`` or a tool name, are
+    enforced while decoding (llguidance grammars, see ``constrained``)."""
+
     def __init__(self, model, tokenizer, name: str = "local"):
         self.model = model
         self.tokenizer = tokenizer
@@ -77,6 +81,9 @@ class LocalEngine:
         self.pad_token_id = (
             tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
         )
+        self.last_json_processor = None
+        """The JSON-schema logits processor of the latest constrained call (its ``time_s``
+        and ``calls`` measure the grammar's overhead, for benchmarks)."""
 
     @classmethod
     def from_ref(cls, ref: str, dtype: str = "float32") -> LocalEngine:
@@ -86,9 +93,24 @@ class LocalEngine:
         model, tokenizer, resolved = load_model_and_tokenizer(ref, dtype)
         return cls(model, tokenizer, name=resolved.name)
 
+    # ------------------------------------------------------------------ token counts
+
+    @property
+    def context_window(self) -> int | None:
+        """The model's maximum sequence length (prompt + answer)."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
+    def count_text(self, text: str) -> int:
+        """Exact tokens of ``text`` alone, as this tokenizer encodes it."""
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def count_prompt(self, messages: list[Message], tools: list[dict] | None = None) -> int:
+        """Exact tokens of the rendered prompt (the length ``generate`` would feed)."""
+        return len(encode_prompt(self.tokenizer, messages, tools))
+
     # ------------------------------------------------------------------ generation
 
-    def _gen_kwargs(self, config: GenerationConfig, input_len: int) -> dict:
+    def _gen_kwargs(self, config: GenerationConfig, input_len: int, batch_size: int = 1) -> dict:
         from transformers import GenerationConfig as HFGenerationConfig
 
         sample = config.temperature > 0
@@ -108,6 +130,25 @@ class LocalEngine:
             kwargs["stopping_criteria"] = StoppingCriteriaList(
                 [_StopOnStrings(self.tokenizer, config.stop, input_len)]
             )
+        grammar = None
+        if config.json_schema is not None:
+            from tuneloop.runtime.constrained import compile_json_schema
+
+            grammar = compile_json_schema(self.tokenizer, config.json_schema, self.eos_token_ids)
+        elif config.tools and config.tool_choice not in ("auto", "none"):
+            from tuneloop.runtime.constrained import compile_tool_call
+
+            grammar = compile_tool_call(
+                self.tokenizer, config.tools, config.tool_choice, self.eos_token_ids
+            )
+        if grammar is not None:
+            from transformers import LogitsProcessorList
+
+            from tuneloop.runtime.constrained import JsonSchemaLogitsProcessor
+
+            processor = JsonSchemaLogitsProcessor(grammar, batch_size)
+            self.last_json_processor = processor
+            kwargs["logits_processor"] = LogitsProcessorList([processor])
         return kwargs
 
     def generate(
@@ -135,11 +176,9 @@ class LocalEngine:
             if config.seed is not None:
                 torch.manual_seed(config.seed)
             start = time.perf_counter()
+            kwargs = self._gen_kwargs(config, width, len(prompts))
             out = self.model.generate(
-                input_ids=input_ids,
-                attention_mask=attention,
-                streamer=clock,
-                **self._gen_kwargs(config, width),
+                input_ids=input_ids, attention_mask=attention, streamer=clock, **kwargs
             )
             latency = time.perf_counter() - start
         ttft = clock.first_token_at - start if clock.first_token_at else None
@@ -181,6 +220,7 @@ class LocalEngine:
         )
         ids = torch.tensor([prompt], dtype=torch.long)
         result: dict = {}
+        kwargs = self._gen_kwargs(config, len(prompt))  # a bad schema raises here, not mid-stream
 
         def run() -> None:
             with self._lock, torch.inference_mode():
@@ -191,7 +231,7 @@ class LocalEngine:
                         input_ids=ids,
                         attention_mask=torch.ones_like(ids),
                         streamer=streamer,
-                        **self._gen_kwargs(config, len(prompt)),
+                        **kwargs,
                     )
                 except BaseException as exc:  # surfaced to the consumer below
                     result["error"] = exc

@@ -44,6 +44,10 @@ class OpenAIChatModel:
     the timeout is still applied to each request.
     """
 
+    supports_json_schema = True
+    """``config.json_schema`` is sent as an OpenAI ``response_format`` (strict json_schema);
+    whether it is enforced is up to the server (vLLM and llama.cpp's server do)."""
+
     def __init__(
         self,
         base_url: str,
@@ -157,6 +161,15 @@ class OpenAIChatModel:
             body["seed"] = config.seed
         if config.tools:
             body["tools"] = config.tools
+            if config.tool_choice in ("none", "required"):
+                body["tool_choice"] = config.tool_choice
+            elif config.tool_choice != "auto":
+                body["tool_choice"] = {"type": "function", "function": {"name": config.tool_choice}}
+        if config.json_schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "output", "schema": config.json_schema, "strict": True},
+            }
         return {**body, **self.extra_body}
 
     def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
