@@ -1,4 +1,5 @@
-"""The main job of ``make demo`` until the end-to-end loop exists: a short scripted chat.
+"""The main job of ``make demo`` until the end-to-end loop exists: a short scripted chat,
+then the assistant loop: a verified calculator call and a schema-constrained answer.
 
 Run with ``python -m tuneloop.demo [--model REF]``.
 """
@@ -30,7 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     console = Console()
     start = time.perf_counter()
     engine = LocalEngine.from_ref(args.model)
-    console.print(f"[bold]tuneloop demo[/] - {engine.name} loaded in {time.perf_counter() - start:.1f} s\n")
+    console.print(
+        f"[bold]tuneloop demo[/] - {engine.name} loaded in {time.perf_counter() - start:.1f} s\n"
+    )
     config = GenerationConfig(max_new_tokens=64)
     for question in SCRIPT:
         console.print(f"[bold cyan]user>[/] {question}")
@@ -40,6 +43,43 @@ def main(argv: list[str] | None = None) -> None:
             f"[dim]{out.completion_tokens} tokens, {out.tokens_per_s:.1f} tok/s, "
             f"finish={out.finish_reason}[/]\n"
         )
+    _assistant_demo(engine, console)
+
+
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "city": {"type": "string", "maxLength": 40},
+        "country": {"type": "string", "maxLength": 40},
+        "landmarks": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 3},
+    },
+    "required": ["city", "country", "landmarks"],
+    "additionalProperties": False,
+}
+
+
+def _assistant_demo(engine, console: Console) -> None:
+    """The runtime on the same model: a tool call that really runs, then valid JSON."""
+    from tuneloop.runtime.assistant import Assistant, AssistantConfig
+    from tuneloop.runtime.builtin_tools import builtin_registry
+
+    question = "What is 1234 * 5678?"
+    console.print(f"[bold cyan]user>[/] {question}  [dim](tools: calculator)[/]")
+    config = AssistantConfig(tool_choice="required", max_steps=3, generation={"max_new_tokens": 64})
+    result = Assistant(engine, builtin_registry(["calculator"]), config).run(question)
+    for call in result.tool_calls:
+        shown = call.result if call.ok else f"error: {call.error}"
+        console.print(f"[cyan]tool>[/] {call.tool}({call.arguments}) -> {shown}", highlight=False)
+    answer = result.answer if result.ok else f"(failed closed: {result.error})"
+    console.print(f"[bold green]assistant>[/] {answer}\n", highlight=False)
+
+    question = "Describe Paris as JSON."
+    console.print(f"[bold cyan]user>[/] {question}  [dim](output schema: city)[/]")
+    config = AssistantConfig(generation={"max_new_tokens": 128})
+    result = Assistant(engine, config=config, output_schema=CITY_SCHEMA).run(question)
+    answer = result.answer if result.ok else f"(failed closed: {result.error})"
+    console.print(f"[bold green]assistant>[/] {answer}", highlight=False)
+    console.print(f"[dim]{len(result.events)} runtime events, valid={result.ok}[/]")
 
 
 if __name__ == "__main__":
