@@ -67,14 +67,22 @@ def compile_json_schema(
     """
     if not isinstance(schema, dict):
         raise GrammarError(f"a JSON schema must be an object (dict), got {type(schema).__name__}")
+    return _compile(
+        lambda: LLMatcher.grammar_from_json_schema(schema, defaults=_JSON_OPTIONS),
+        schema, tokenizer, eos_token_ids, "JSON schema",
+    )  # fmt: skip
+
+
+def _compile(make_grammar, schema: dict, tokenizer, eos_token_ids, what: str) -> JsonGrammar:
+    """Build a grammar with ``make_grammar()`` and check it against the tokenizer."""
     lltok = _ll_tokenizer(tokenizer, eos_token_ids)
     try:
-        grammar = LLMatcher.grammar_from_json_schema(schema, defaults=_JSON_OPTIONS)
+        grammar = make_grammar()
     except (ValueError, TypeError) as exc:
-        raise GrammarError(f"cannot compile JSON schema: {exc}") from exc
+        raise GrammarError(f"cannot compile {what}: {exc}") from exc
     is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, lltok)
     if is_error:
-        raise GrammarError(f"cannot compile JSON schema: {'; '.join(messages)}")
+        raise GrammarError(f"cannot compile {what}: {'; '.join(messages)}")
     return JsonGrammar(schema=schema, grammar=grammar, tokenizer=lltok, digits=_digit_table(lltok))
 
 
@@ -103,21 +111,16 @@ def tool_call_schema(tools: list[dict], tool_choice: str = "required") -> dict:
 def compile_tool_call(
     tokenizer: Any, tools: list[dict], tool_choice: str, eos_token_ids: list[int] | None = None
 ) -> JsonGrammar:
-    """A grammar for exactly one ``<tool_call>\n{json}\n</tool_call>`` block (Hermes
+    """A grammar for exactly one ``<tool_call>\\n{json}\\n</tool_call>`` block (Hermes
     text form, as :mod:`tuneloop.models.chat_template` renders calls), the JSON
     constrained to the offered tools' names and argument schemas."""
     schema = tool_call_schema(tools, tool_choice)
     inner = {**schema, "x-guidance": {"whitespace_flexible": False}}
     lark = 'start: "<tool_call>\\n" call "\\n</tool_call>"\ncall: %json ' + json.dumps(inner)
-    lltok = _ll_tokenizer(tokenizer, eos_token_ids)
-    try:
-        grammar = llguidance.grammar_from("lark", lark)
-    except (ValueError, TypeError) as exc:
-        raise GrammarError(f"cannot compile the tool-call grammar: {exc}") from exc
-    is_error, messages = LLMatcher.validate_grammar_with_warnings(grammar, lltok)
-    if is_error:
-        raise GrammarError(f"cannot compile the tool-call grammar: {'; '.join(messages)}")
-    return JsonGrammar(schema=schema, grammar=grammar, tokenizer=lltok, digits=_digit_table(lltok))
+    return _compile(
+        lambda: llguidance.grammar_from("lark", lark), schema, tokenizer, eos_token_ids,
+        "the tool-call grammar",
+    )  # fmt: skip
 
 
 MAX_DIGIT_RUN = 16
@@ -137,12 +140,14 @@ class _DigitTable:
     """Per token: how many digits its text ends with."""
 
 
-_digit_tables: dict[int, _DigitTable] = {}
+_digit_tables: dict[int, tuple[llguidance.LLTokenizer, _DigitTable]] = {}
+"""By ``id`` of the llguidance tokenizer, which the entry keeps alive (so the id is never reused)."""
 
 
 def _digit_table(lltok: llguidance.LLTokenizer) -> _DigitTable:
     key = id(lltok)
-    table = _digit_tables.get(key)
+    entry = _digit_tables.get(key)
+    table = entry[1] if entry else None
     if table is None:
         starts, alls, trailing = [], [], []
         for token in range(lltok.vocab_size):
@@ -152,7 +157,7 @@ def _digit_table(lltok: llguidance.LLTokenizer) -> _DigitTable:
             alls.append(len(text) if text and not stripped else -1)
             trailing.append(len(text) - len(stripped))
         table = _DigitTable(torch.tensor(starts, dtype=torch.bool), alls, trailing)
-        _digit_tables[key] = table
+        _digit_tables[key] = (lltok, table)
     return table
 
 
