@@ -87,19 +87,29 @@ def tuneloop(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_tool_call_shows_call_and_result(default_model_dir, tmp_path):
-    trace = tmp_path / "trace.jsonl"
+    trace, db = tmp_path / "trace.jsonl", tmp_path / "traces.db"
     result = tuneloop("chat", "--tools", "calculator", "-p", "What is 1234 * 5678?",
-                      "--trace-file", str(trace))  # fmt: skip
+                      "--trace-file", str(trace), "--trace-db", str(db))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "calculator(" in result.stderr and "-> 7006652" in result.stderr
     tool_events = [json.loads(x) for x in trace.read_text().splitlines() if '"tool_call"' in x]
     assert tool_events[0]["result"] == "7006652"
+    # The run is in the trace store, with tokens and latency, and its tree shows the call.
+    listed = tuneloop("traces", "list", "--db", str(db), "--json")
+    assert listed.returncode == 0, listed.stderr
+    (summary,) = [json.loads(x) for x in listed.stdout.splitlines()]
+    assert summary["input_tokens"] > 0 and summary["output_tokens"] > 0 and summary["latency_s"] > 0
+    assert summary["tools"] == ["calculator"] and summary["status"] == "ok"
+    shown = tuneloop("traces", "show", summary["trace_id"][:12], "--db", str(db))
+    assert shown.returncode == 0 and 'tool calculator({"expression"' in shown.stdout
+    assert "7006652" in shown.stdout
 
 
 def test_cli_output_schema_prints_valid_json(default_model_dir, tmp_path):
     schema_file = tmp_path / "city.json"
     schema_file.write_text(json.dumps(SCHEMA))
-    result = tuneloop("chat", "--output-schema", str(schema_file), "-p", "Describe Paris as JSON.")
+    result = tuneloop("chat", "--output-schema", str(schema_file), "-p", "Describe Paris as JSON.",
+                      "--no-trace")  # fmt: skip
     assert result.returncode == 0, result.stderr
     jsonschema.validate(json.loads(result.stdout), SCHEMA)
 

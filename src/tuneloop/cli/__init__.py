@@ -9,7 +9,9 @@ from tuneloop.cli.data import data_app
 from tuneloop.cli.env import env
 from tuneloop.cli.export import export
 from tuneloop.cli.merge import merge
+from tuneloop.cli.mine import mine
 from tuneloop.cli.models import models_app
+from tuneloop.cli.traces import traces_app
 from tuneloop.cli.train import bare_resume_argv, train_app
 
 app = typer.Typer(
@@ -21,10 +23,12 @@ app = typer.Typer(
 app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
+app.add_typer(traces_app, name="traces")
 app.command()(chat)
 app.command()(env)
 app.command()(merge)
 app.command()(export)
+app.command()(mine)
 
 
 def main() -> None:

@@ -45,12 +45,12 @@ def chat(
         Path | None, typer.Option("--docs", help="Folder search_docs searches (.md/.txt).")
     ] = None,
     tool_choice: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--tool-choice",
             help="required (default with --tools: the first step is a tool call, constrained to the tool schemas on a local model), auto, none, or a tool name.",
         ),
-    ] = "required",
+    ] = None,
     output_schema: Annotated[
         Path | None,
         typer.Option(
@@ -59,11 +59,24 @@ def chat(
         ),
     ] = None,
     max_steps: Annotated[
-        int, typer.Option("--max-steps", min=1, help="Model calls per turn (tool rounds + answer).")
-    ] = 5,
+        int | None,
+        typer.Option(
+            "--max-steps", min=1, help="Model calls per turn (tool rounds + answer) [default: 5]."
+        ),
+    ] = None,
     max_repairs: Annotated[
-        int, typer.Option("--max-repairs", min=0, help="Re-asks when the answer does not validate.")
-    ] = 2,
+        int | None,
+        typer.Option(
+            "--max-repairs", min=0, help="Re-asks when the answer does not validate [default: 2]."
+        ),
+    ] = None,
+    assistant_config_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="AssistantConfig YAML (system_prompt, max_steps, tool_choice, repair, context policy...); flags override it. See configs/assistant/.",
+        ),
+    ] = None,
     show_trace: Annotated[
         bool,
         typer.Option(
@@ -75,6 +88,16 @@ def chat(
         Path | None,
         typer.Option("--trace-file", help="Append every event as JSON lines to this file."),
     ] = None,
+    trace_db: Annotated[
+        Path | None,
+        typer.Option(
+            "--trace-db",
+            help="Trace store each assistant run is saved to (default: $TUNELOOP_HOME/traces.db).",
+        ),
+    ] = None,
+    no_trace: Annotated[
+        bool, typer.Option("--no-trace", help="Do not save assistant runs to the trace store.")
+    ] = False,
 ) -> None:
     """Chat with a model (greedy by default). Plain chat streams; with --tools or
     --output-schema each turn runs the assistant loop and exits non-zero if it fails."""
@@ -86,7 +109,9 @@ def chat(
     try:
         assistant = None
         if tools or output_schema:
-            assistant_parts = _assistant_parts(tools, tools_root, docs, output_schema)
+            assistant_parts = _assistant_parts(
+                tools, tools_root, docs, output_schema, assistant_config_file
+            )
         if base_url:
             from tuneloop.runtime.backends.openai_http import OpenAIChatModel
 
@@ -100,7 +125,7 @@ def chat(
             assistant = _build_assistant(
                 llm, *assistant_parts, config=config, tool_choice=tool_choice,
                 max_steps=max_steps, max_repairs=max_repairs, show_trace=show_trace,
-                trace_file=trace_file,
+                trace_file=trace_file, trace_db=trace_db, no_trace=no_trace,
             )  # fmt: skip
         history = [{"role": "system", "content": system}] if system else []
         interactive = prompt is None
@@ -141,8 +166,9 @@ def chat(
         fail(str(exc))
 
 
-def _assistant_parts(tools, tools_root, docs, output_schema):
+def _assistant_parts(tools, tools_root, docs, output_schema, config_file=None):
     """Everything that can fail on user input, checked before the model loads."""
+    from tuneloop.runtime.assistant import AssistantConfig
     from tuneloop.runtime.builtin_tools import builtin_registry
     from tuneloop.runtime.structured import OutputSchema, SchemaFileError
 
@@ -152,25 +178,64 @@ def _assistant_parts(tools, tools_root, docs, output_schema):
         schema = OutputSchema.load(output_schema) if output_schema else None
     except (ValueError, SchemaFileError) as exc:
         fail(str(exc))
-    return registry, schema
+    base = AssistantConfig()
+    if config_file is not None:
+        base = _load_assistant_config(config_file)
+    return registry, schema, base
 
 
-def _build_assistant(llm, registry, schema, *, config, tool_choice, max_steps, max_repairs,
-                     show_trace, trace_file):  # fmt: skip
+def _load_assistant_config(path: Path):
+    """An AssistantConfig from YAML; errors name the file and the field."""
+    import yaml
+    from pydantic import ValidationError
+
+    from tuneloop.runtime.assistant import AssistantConfig
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        fail(f"{path}: cannot read: {exc.strerror or exc}")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        fail(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}")
+    if not isinstance(data, dict):
+        fail(f"{path}: expected a mapping of AssistantConfig fields")
+    try:
+        return AssistantConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        fail(f"{path}: {field}: {first['msg']} ({len(exc.errors())} error(s))")
+
+
+def _build_assistant(llm, registry, schema, base, *, config, tool_choice, max_steps, max_repairs,
+                     show_trace, trace_file, trace_db=None, no_trace=False):  # fmt: skip
     from tuneloop.runtime.assistant import Assistant, AssistantConfig
     from tuneloop.runtime.events import JsonlSink, MultiSink
-    from tuneloop.runtime.structured import RepairBudget
 
+    if tool_choice is None:  # a config file's choice, else required (see --help)
+        tool_choice = base.tool_choice if "tool_choice" in base.model_fields_set else "required"
     if tool_choice not in ("auto", "none", "required") and tool_choice not in registry.names:
         fail(f"--tool-choice {tool_choice!r}: expected auto, none, required or one of the tools "
              f"({', '.join(registry.names) or 'none given'})")  # fmt: skip
     sinks = [_ConsoleSink(verbose=show_trace)]
     if trace_file:
         sinks.append(JsonlSink(trace_file))
-    assistant_config = AssistantConfig(
-        max_steps=max_steps, tool_choice=tool_choice, generation=config,
-        repair=RepairBudget(max_repairs=max_repairs),
-    )  # fmt: skip
+    if not no_trace:
+        from tuneloop.tracing import TraceSink, default_store_path
+
+        sinks.append(TraceSink(trace_db or default_store_path()))
+        if show_trace:
+            sinks.append(_TraceIdSink())
+    update: dict = {"tool_choice": tool_choice}
+    if "generation" not in base.model_fields_set:  # a config file's generation wins over flags
+        update["generation"] = config
+    if max_steps is not None:
+        update["max_steps"] = max_steps
+    if max_repairs is not None:
+        update["repair"] = base.repair.model_copy(update={"max_repairs": max_repairs})
+    assistant_config = AssistantConfig.model_validate({**base.model_dump(), **update})
     return Assistant(llm, registry, assistant_config, output_schema=schema, sink=MultiSink(*sinks))
 
 
@@ -217,6 +282,14 @@ class _ConsoleSink:
                 f"[dim]run {event.status}: {event.steps} step(s), {event.prompt_tokens}+"
                 f"{event.completion_tokens} tokens, {event.latency_s:.2f} s[/]", highlight=False,
             )  # fmt: skip
+
+
+class _TraceIdSink:
+    """After the trace sink stored a run, names its trace (trace id = run id)."""
+
+    def emit(self, event) -> None:
+        if event.kind == "run_finished":
+            err.print(f"[dim]trace {event.run_id}[/]", highlight=False)
 
 
 def _clip(text: str, limit: int = 300) -> str:

@@ -345,6 +345,7 @@ class _Run:
             RunStarted(
                 model=a.model.name, tools=[s["function"]["name"] for s in a._specs],
                 tools_hash=a._tools_hash,
+                tool_specs=list(a._specs),
                 output_schema_hash=schema.hash if schema else None,
                 messages=self.convo,
             )

@@ -50,6 +50,8 @@ class RunStarted(_Event):
     """Names of the allow-listed tools offered to the model."""
     tools_hash: str | None = None
     """Hash of the tool specs as sent (``stable_hash``)."""
+    tool_specs: list[dict] = Field(default_factory=list)
+    """The tool specs offered (OpenAI function format), so mined data can be validated."""
     output_schema_hash: str | None = None
     messages: list[dict] = Field(default_factory=list)
     """The input conversation."""
