@@ -436,3 +436,20 @@ def test_thumbs_up_after_a_rejected_call_masks_the_rejected_turn(tmp_path):
     assert kto["completion"] == [assistant("5")] and kto["prompt"] == unweighted[:-1]
     # The rejected call still needs an annotator: the model should not have made it.
     assert report.reasons["annotation_queue"] == {"tool_call_rejected": 1}
+
+
+def test_correction_of_a_tool_run_keeps_the_real_tool_result_as_context(tmp_path):
+    events = run([call("add", a=12, b=72), "12 + 72 is 72."], question="12+72?", tools=[add])
+    mine([trace("t", events, fb(correction="12 + 72 is 84."))], tmp_path)
+    (sft,) = rows(tmp_path, "sft")
+    roles = [m["role"] for m in sft["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant"]
+    assert sft["messages"][1]["tool_calls"][0]["function"]["name"] == "add"
+    assert sft["messages"][2]["content"] == "84"
+    assert sft["messages"][-1]["content"] == "12 + 72 is 84."
+    (pair,) = rows(tmp_path, "preferences")
+    assert pair["prompt"] == sft["messages"][:-1]
+    assert (
+        pair["chosen"][0]["content"] == "12 + 72 is 84."
+        and pair["rejected"][0]["content"] == "12 + 72 is 72."
+    )

@@ -8,7 +8,7 @@
 
 | signal in a trace | records (metadata ``reason``) |
 |---|---|
-| feedback ``correction`` | SFT (input + correction) and a pair (correction over the run's answer), ``correction`` |
+| feedback ``correction`` | SFT (the final step's context + correction) and a pair (correction over the run's answer), ``correction`` |
 | repair loop succeeded | pair (valid answer over the first invalid attempt) and SFT, ``repair_success`` |
 | rating up / down | KTO example (label True / False), ``thumbs_up`` / ``thumbs_down``; up on an ok run also SFT of the full transcript, ``thumbs_up`` |
 | failure (tool error, rejected call, fabricated tool response, run error, unrepaired validation) or thumbs down, and no correction | an annotation-queue item |
@@ -279,12 +279,16 @@ def _candidates(f: _Facts, feedback: list[dict]) -> tuple[list[_Candidate], dict
         out.append(_Candidate(output, f.trace_id, reason, data))
 
     corrections = [fb for fb in feedback if (fb["correction"] or "").strip()]
+    # A correction replaces the final answer, in the context the model answered in: the
+    # last step's messages (tool calls and their real results included) when the run
+    # produced an answer, else the input conversation.
+    context = f.transcript[:-1] if f.transcript else f.prompt
     for fb in corrections:
         fixed = _assistant(fb["correction"])
-        add("sft", "correction", fb, messages=[*f.prompt, fixed])
+        add("sft", "correction", fb, messages=_mask_rejected([*context, fixed]))
         if f.answer is not None:
             rejected = [_assistant(f.answer)]
-            add("preferences", "correction", fb, prompt=f.prompt, chosen=[fixed], rejected=rejected)
+            add("preferences", "correction", fb, prompt=context, chosen=[fixed], rejected=rejected)
     if f.invalid is not None and f.answer is not None:
         prompt, first = f.invalid
         chosen = [_assistant(f.answer)]
