@@ -12,7 +12,7 @@ TORCH_PIP_ARGS ?=
 DEFAULT_MODEL ?= smollm2-135m-instruct
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test lint pull clean
+.PHONY: setup demo test lint pull clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,14 @@ pull: setup
 demo: pull
 	$(BIN)/python -m tuneloop.demo
 
-test: pull
+# The web UI tests drive a real headless Chromium (Debian's package; Playwright never
+# downloads a browser of its own).
+browser:
+	command -v chromium >/dev/null 2>&1 || { SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+test: pull browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: setup

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from tuneloop.cli.annotate import annotate_app
 from tuneloop.cli.chat import chat
 from tuneloop.cli.data import data_app
 from tuneloop.cli.env import env
@@ -24,6 +25,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(traces_app, name="traces")
+app.add_typer(annotate_app, name="annotate")
 app.command()(chat)
 app.command()(env)
 app.command()(merge)
