@@ -91,18 +91,19 @@ def list_cmd(
             print(s.model_dump_json())
         return
     table = Table(box=None, pad_edge=False)
-    for col in ("id", "time", "model", "status", "steps", "tokens", "latency", "tools",
-                "feedback"):  # fmt: skip
+    for col in ("id", "time", "model", "status", "tokens", "latency", "tools", "feedback"):
         # One line per run: long model names and tool lists end in an ellipsis (--json has all).
-        table.add_column(col, overflow="ellipsis", no_wrap=True, min_width=len(col),
-                         max_width=22 if col in ("model", "tools", "status") else None)  # fmt: skip
+        widths = {"id": 12, "time": 14, "tokens": 7, "latency": 7}
+        table.add_column(col, overflow="ellipsis", no_wrap=True,
+                         min_width=widths.get(col, len(col)),
+                         max_width=14 if col in ("model", "tools", "status") else None)  # fmt: skip
     for s in summaries:
         status = s.status or "?"
         if s.failed_validation:
             status += " (invalid answer)"
         table.add_row(
             s.trace_id[:12], s.start.astimezone().strftime("%m-%d %H:%M:%S"), s.model or "?",
-            status, str(s.steps), f"{s.input_tokens}/{s.output_tokens}", f"{s.latency_s:.1f}s",
+            status, f"{s.input_tokens}/{s.output_tokens}", f"{s.latency_s:.1f}s",
             ", ".join(s.tools) + (" [red]err[/]" if s.tool_error else ""),
             (s.rating or "") + (f" ({s.feedback_count})" if s.feedback_count else ""),
         )  # fmt: skip
