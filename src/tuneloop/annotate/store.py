@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from tuneloop.annotate.agreement import Agreement, agreement, majority
-from tuneloop.data.io import DataError, write_jsonl
+from tuneloop.data.io import DataError, iter_rows, write_jsonl
 from tuneloop.data.records import Message, PreferencePair
 
 Verdict = Literal["a", "b", "tie", "skip"]
@@ -320,25 +320,8 @@ def _item(row: tuple) -> Item:
 
 def _rows(path: str | Path, report: ImportReport):
     """``(line, dict)`` per good JSON-object line; bad lines go to ``report.errors``."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "no such file")
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-                if not text.strip():
-                    continue
-                row = json.loads(text)
-                if not isinstance(row, dict):
-                    raise ValueError(f"expected a JSON object, got {type(row).__name__}")
-            except UnicodeDecodeError:
-                report.errors.append(str(DataError(path, line_no, "not valid UTF-8")))
-                continue
-            except json.JSONDecodeError as exc:
-                report.errors.append(str(DataError(path, line_no, f"invalid JSON: {exc.msg}")))
-                continue
-            except (ValueError, RecursionError) as exc:
-                report.errors.append(str(DataError(path, line_no, str(exc))))
-                continue
-            yield line_no, row
+    for row in iter_rows(path):
+        if isinstance(row, DataError):
+            report.errors.append(str(row))
+        else:
+            yield row.line, row.data

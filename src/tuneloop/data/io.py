@@ -34,10 +34,11 @@ class Row:
     data: dict[str, Any]
 
 
-def read_jsonl(path: str | Path) -> Iterator[Row]:
-    """Yield each non-blank line of a JSONL file as a dict.
+def iter_rows(path: str | Path) -> Iterator[Row | DataError]:
+    """Each non-blank line as a :class:`Row`, or the :class:`DataError` it raised (bad
+    UTF-8, bad JSON, not an object), so lenient readers can go on past a bad line.
 
-    Raises :class:`DataError` on unreadable files, bad UTF-8 or bad JSON, naming the line.
+    Raises :class:`DataError` only when the file itself cannot be read.
     """
     path = Path(path)
     if not path.is_file():
@@ -47,18 +48,33 @@ def read_jsonl(path: str | Path) -> Iterator[Row]:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(path, line_no, f"not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
+                yield DataError(path, line_no, f"not valid UTF-8 ({exc.reason} at byte {exc.start})")
+                continue
             if not text.strip():
                 continue
             try:
                 obj = json.loads(text)
             except json.JSONDecodeError as exc:
-                raise DataError(path, line_no, f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+                yield DataError(path, line_no, f"invalid JSON: {exc.msg} (column {exc.colno})")
+                continue
             except RecursionError:
-                raise DataError(path, line_no, "invalid JSON: nested too deeply") from None
+                yield DataError(path, line_no, "invalid JSON: nested too deeply")
+                continue
             if not isinstance(obj, dict):
-                raise DataError(path, line_no, f"expected a JSON object, got {type(obj).__name__}")
+                yield DataError(path, line_no, f"expected a JSON object, got {type(obj).__name__}")
+                continue
             yield Row(str(path), line_no, obj)
+
+
+def read_jsonl(path: str | Path) -> Iterator[Row]:
+    """Yield each non-blank line of a JSONL file as a dict.
+
+    Raises :class:`DataError` on unreadable files, bad UTF-8 or bad JSON, naming the line.
+    """
+    for row in iter_rows(path):
+        if isinstance(row, DataError):
+            raise row
+        yield row
 
 
 def _field_path(loc: tuple) -> str:

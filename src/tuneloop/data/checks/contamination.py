@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from tuneloop.data.checks.item import Context, Item, as_json_text, record_text, turns_text
-from tuneloop.data.checks.schema import SCHEMA, iter_rows
+from tuneloop.data.checks.schema import SCHEMA
 from tuneloop.data.contamination import NgramIndex
 from tuneloop.data.findings import CheckInfo
-from tuneloop.data.io import DataError, parse_record
+from tuneloop.data.io import DataError, iter_rows, parse_record
 from tuneloop.data.records import EvalSample, record_kind
 
 CONTAMINATION = CheckInfo(

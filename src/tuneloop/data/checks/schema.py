@@ -7,49 +7,17 @@ so one run lists everything to fix.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 
 from tuneloop.data.checks.item import Context, Item
 from tuneloop.data.findings import CheckInfo
-from tuneloop.data.io import DataError, Row, parse_record
+from tuneloop.data.io import DataError, iter_rows, parse_record
 from tuneloop.data.records import record_kind
 
 SCHEMA = CheckInfo(
     "schema", "error",
     "Each non-blank line is valid UTF-8 JSON holding a known record (conversation, preference, labeled, eval).",
 )  # fmt: skip
-
-
-def iter_rows(path: str | Path) -> Iterator[Row | DataError]:
-    """Each non-blank line as a :class:`Row`, or the :class:`DataError` it raised.
-
-    Raises :class:`DataError` only when the file itself cannot be read.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "no such file")
-    with open(path, "rb") as fh:
-        for line_no, raw in enumerate(fh, start=1):
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                yield DataError(
-                    path, line_no, f"not valid UTF-8 ({exc.reason} at byte {exc.start})"
-                )
-                continue
-            if not text.strip():
-                continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                yield DataError(path, line_no, f"invalid JSON: {exc.msg} (column {exc.colno})")
-                continue
-            if not isinstance(obj, dict):
-                yield DataError(path, line_no, f"expected a JSON object, got {type(obj).__name__}")
-                continue
-            yield Row(str(path), line_no, obj)
 
 
 def read_items(path: str | Path, ctx: Context) -> tuple[list[Item], int]:
