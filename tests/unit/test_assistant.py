@@ -8,6 +8,7 @@ import time
 import pytest
 from pydantic import BaseModel
 
+from tests.helpers.runtime_tools import add, call, explode
 from tuneloop.runtime.assistant import (
     Assistant,
     AssistantConfig,
@@ -21,27 +22,6 @@ from tuneloop.runtime.events import JsonlSink, ListSink, parse_event
 from tuneloop.runtime.structured import RepairBudget, StructuredOutputError
 from tuneloop.runtime.tools import ToolRegistry, tool
 from tuneloop.runtime.types import GenerationOutput
-
-
-def call(name: str, **arguments) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: first
-        b: second
-    """
-    return a + b
-
-
-@tool
-def explode(x: str) -> str:
-    """Always fails."""
-    raise RuntimeError(f"boom on {x}")
 
 
 @tool(timeout_s=0.2)

@@ -10,13 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers.runtime_tools import add, call, explode
 from tuneloop.data.io import read_jsonl
 from tuneloop.data.validate import validate_files
 from tuneloop.runtime.assistant import Assistant, AssistantConfig
 from tuneloop.runtime.backends.fake import FakeModel
 from tuneloop.runtime.events import ListSink
 from tuneloop.runtime.structured import RepairBudget
-from tuneloop.runtime.tools import ToolRegistry, tool
+from tuneloop.runtime.tools import ToolRegistry
 from tuneloop.tracing.mine import MineConfig, MinedTrace, mine
 from tuneloop.train.preference_data import read_preference_records
 
@@ -26,27 +27,6 @@ ANSWER = "The capital is Lyon."
 FIX = "The capital is Paris."
 BAD = '{"town": "Paris"}'  # misses the required key; as long as GOOD (no length bias)
 GOOD = '{"city": "Paris"}'
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: first
-        b: second
-    """
-    return a + b
-
-
-@tool
-def explode(x: str) -> str:
-    """Always fails."""
-    raise RuntimeError(f"boom on {x}")
-
-
-def call(name: str, **arguments) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 def run(outputs, question=Q, tools=None, config=None, schema=None):

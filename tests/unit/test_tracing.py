@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from tests.helpers.runtime_tools import add, call, explode
 from tuneloop.cli import app
 from tuneloop.runtime.assistant import Assistant
 from tuneloop.runtime.backends.fake import FakeModel
@@ -30,31 +31,10 @@ from tuneloop.runtime.events import (
     ValidationResult,
     new_id,
 )
-from tuneloop.runtime.tools import ToolRegistry, tool
+from tuneloop.runtime.tools import ToolRegistry
 from tuneloop.tracing import TraceNotFound, TraceSink, TraceStore
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers.
-
-    Args:
-        a: first
-        b: second
-    """
-    return a + b
-
-
-@tool
-def explode(x: str) -> str:
-    """Always fails."""
-    raise RuntimeError(f"boom on {x}")
-
-
-def call(name: str, **arguments) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 def run_assistant(db: Path, script, tools=(add,), prompt="What is 2+3?", **kw):
