@@ -1,0 +1,1 @@
+"""Evaluation: scorers, tasks, statistics, the scorecard and the release gate."""
