@@ -1,1 +1,11 @@
-"""Evaluation: scorers, tasks, statistics, the scorecard and the release gate."""
+"""Evaluation: scorers, statistics, verifiable instructions, the security pack, the
+generation cache. (The scorecard runner, judged comparisons and the release gate are
+still to come: issue 7.)
+
+Importing this package registers every built-in scorer by name (``get_scorer``).
+"""
+
+from tuneloop.eval import ifeval, security, validators  # noqa: F401  (register scorers)
+from tuneloop.eval.scoring import Completion, Score, get_scorer, registered_scorers, scorer
+
+__all__ = ["Completion", "Score", "get_scorer", "registered_scorers", "scorer"]
