@@ -8,7 +8,9 @@ from tuneloop.cli.annotate import annotate_app
 from tuneloop.cli.chat import chat
 from tuneloop.cli.data import data_app
 from tuneloop.cli.env import env
+from tuneloop.cli.eval import eval_cmd
 from tuneloop.cli.export import export
+from tuneloop.cli.gate import gate
 from tuneloop.cli.merge import merge
 from tuneloop.cli.mine import mine
 from tuneloop.cli.models import models_app
@@ -31,6 +33,8 @@ app.command()(env)
 app.command()(merge)
 app.command()(export)
 app.command()(mine)
+app.command(name="eval")(eval_cmd)
+app.command()(gate)
 
 
 def main() -> None:

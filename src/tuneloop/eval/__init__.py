@@ -1,6 +1,7 @@
 """Evaluation: scorers, statistics, verifiable instructions, the security pack, the
-generation cache. (The scorecard runner, judged comparisons and the release gate are
-still to come: issue 7.)
+generation cache, the scorecard runner (``tuneloop eval``) and the release gate
+(``tuneloop gate``). Judged comparisons, tool/agent tasks with pass@k and the
+lm-eval extra are still to come (issue 7).
 
 Importing this package registers every built-in scorer by name (``get_scorer``).
 """
