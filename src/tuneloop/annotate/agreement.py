@@ -7,6 +7,8 @@ from itertools import combinations
 
 from pydantic import BaseModel
 
+from tuneloop.eval.stats import cohen_kappa as stats_cohen_kappa
+
 LABELS = ("a", "b", "tie")
 """The verdicts agreement is measured on; ``skip`` says nothing about the item."""
 
@@ -45,12 +47,8 @@ def cohen_kappa(pairs: list[tuple[str, str]]) -> tuple[float | None, float | Non
     """
     if not pairs:
         return None, None
-    n = len(pairs)
-    p_o = sum(x == y for x, y in pairs) / n
-    first, second = Counter(x for x, _ in pairs), Counter(y for _, y in pairs)
-    p_e = sum(first[label] * second[label] for label in LABELS) / (n * n)
-    kappa = None if p_e >= 1 else (p_o - p_e) / (1 - p_e)
-    return p_o, kappa
+    first, second = zip(*pairs, strict=True)
+    return stats_cohen_kappa(first, second)
 
 
 def agreement(verdicts: dict[str, dict[str, str]]) -> Agreement:
