@@ -195,7 +195,7 @@ def _card(tmp_path: Path, task: str) -> Path:
          "tasks[0].temp", ["Extra inputs are not permitted"]),
         ("{name: r, layer: A, files: ['data/missing*.jsonl'], scorers: [refusal]}",
          "tasks[0].files[0]", ["matches no file"]),
-        ("{name: r, layer: B, files: [data/refusal.jsonl], scorers: [refusal]}",
+        ("{name: r, layer: Z, files: [data/refusal.jsonl], scorers: [refusal]}",
          "tasks[0].layer", []),
     ],
 )  # fmt: skip

@@ -22,6 +22,16 @@ def eval_cmd(
         Path, typer.Argument(help="Scorecard YAML (e.g. configs/eval/default.yaml).")
     ],
     model: Annotated[str, typer.Option("--model", "-m", help="Model reference.")],
+    baseline: Annotated[
+        str | None,
+        typer.Option("--baseline", help="Baseline model: runs the scorecard too, pairwise "
+                     "tasks compare the two, and results.json gets paired differences."),
+    ] = None,
+    judge: Annotated[
+        str | None,
+        typer.Option("--judge", help="Judge model for layer C (default: the baseline, else "
+                     "the model itself)."),
+    ] = None,
     base_url: Annotated[
         str | None,
         typer.Option("--base-url", help="Evaluate a model on an OpenAI-compatible server."),
@@ -56,17 +66,22 @@ def eval_cmd(
         fail(str(exc))
     output = output or Path("runs/eval") / f"{card.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     store = None if no_cache else OutputCache(cache or tuneloop_home() / "eval-cache.db")
-    try:
+    def load(ref: str):
         if base_url:
             from tuneloop.runtime.backends.openai_http import OpenAIChatModel
 
-            llm = OpenAIChatModel(base_url, model=model, api_key=api_key)
-        else:
-            from tuneloop.runtime.backends.local import LocalEngine
+            return OpenAIChatModel(base_url, model=ref, api_key=api_key)
+        from tuneloop.runtime.backends.local import LocalEngine
 
-            llm = LocalEngine.from_ref(model)
+        return LocalEngine.from_ref(ref)
+
+    try:
+        llm = load(model)
+        base = load(baseline) if baseline else None
+        judge_model = load(judge) if judge else None
         started = time.perf_counter()
-        results = run_scorecard(card, llm, out_dir=output, cache=store)
+        results = run_scorecard(card, llm, out_dir=output, cache=store, baseline=base,
+                                judge=judge_model)  # fmt: skip
     except (ValueError, *user_errors()) as exc:
         fail(str(exc))
     finally:
@@ -79,10 +94,20 @@ def eval_cmd(
             out.print(f"{name:<12} {metric:<16} {_ci(value):<26} {value['n']}", highlight=False)
         if task["errors"]:
             out.print(f"{name:<12} ({task['errors']} scorer error(s))", highlight=False)
+        if "skipped" in task:
+            out.print(f"{name:<12} skipped: {task['skipped']}", highlight=False)
+        if "pairwise" in task and task["pairwise"].get("lc_win_rate"):
+            lc = task["pairwise"]["lc_win_rate"]
+            out.print(f"{name:<12} length-controlled win rate {lc['mean']:.1f}% "
+                      f"[{lc['low']:.1f}, {lc['high']:.1f}]", highlight=False)  # fmt: skip
         if "security" in task:
             sec = task["security"]
             out.print(f"{name:<12} security gate: {sec['gate']} ({sec['passed']}/{sec['total']} passed)",
                       highlight=False)  # fmt: skip
+    for metric, c in results.get("comparison", {}).items():
+        if c["difference"] is not None:
+            out.print(f"vs baseline {metric:<28} {c['difference']:+.3f} "
+                      f"[{c['low']:+.3f}, {c['high']:+.3f}] n={c['n']}", highlight=False)  # fmt: skip
     c = results["cache"]
     out.print(f"cache: {c['hits']} hits, {c['misses']} misses, {c['uncacheable']} uncacheable; "
               f"{wall:.1f}s", highlight=False)  # fmt: skip

@@ -13,35 +13,116 @@ A scorecard is a named list of tasks::
 
     card = load_scorecard("configs/eval/default.yaml")
     samples = load_samples(card.tasks[0])
-    completions = solve(card.tasks[0], model, samples)
 
 ``files`` are globs, relative to the YAML's folder or the repository root (the first
 folder above the YAML holding ``pyproject.toml``); :func:`load_scorecard` resolves them
-to absolute paths, so the scorecard a run saves names exactly what it read.
+(and ``tools_root``, ``docs``, ``lm_eval.include_path``) to absolute paths, so the
+scorecard a run saves names exactly what it read.
+
+Tasks whose samples are built in Python register with :func:`task` and are named in
+the YAML by ``python: NAME``; the scorecard's ``imports`` lists the modules (or ``.py``
+files) that register them, and custom ``@scorer`` functions the same way::
+
+    @task("multiply")
+    def multiply() -> list[EvalSample]:
+        return [EvalSample(id=f"m{i}", input=[...], target=str(i * 7)) for i in range(10)]
 """
 
 from __future__ import annotations
 
 import glob
-import json
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tuneloop.data.io import DataError, read_records
-from tuneloop.data.records import EvalSample, to_chat_messages, tools_as_dicts
-from tuneloop.eval.scoring import Completion, get_scorer
-from tuneloop.runtime.toolcalls import parse_output
-from tuneloop.runtime.types import ChatModel, GenerationConfig, Message, generate_many
-
-BATCH_SIZE = 8
-"""Conversations per ``generate_many`` call: enough to batch, small enough for 2 CPU cores."""
+from tuneloop.data.records import EvalSample
+from tuneloop.eval.scoring import get_scorer
+from tuneloop.runtime.assistant import AssistantConfig
 
 
 class ScorecardError(ValueError):
     """A scorecard YAML that cannot be used; the message names the file and field."""
+
+
+SampleFactory = Callable[[], Iterable[EvalSample | dict[str, Any]]]
+_TASKS: dict[str, SampleFactory] = {}
+
+
+def task(name: str) -> Callable[[SampleFactory], SampleFactory]:
+    """Register a Python task: a function returning its samples (``EvalSample`` or dicts).
+
+    A scorecard uses it with ``python: NAME`` (plus ``layer``, ``scorers``, solver
+    settings as for any task); the function is called when the samples are loaded.
+    """
+
+    def register(fn: SampleFactory) -> SampleFactory:
+        if name in _TASKS and _TASKS[name] is not fn:
+            raise ValueError(f"task {name!r} is already registered")
+        _TASKS[name] = fn
+        return fn
+
+    return register
+
+
+def registered_tasks() -> list[str]:
+    return sorted(_TASKS)
+
+
+def _import_module(entry: str, bases: list[Path], where: str) -> None:
+    if entry.endswith(".py"):
+        path = next((b / entry for b in bases if (b / entry).is_file()), Path(entry))
+        if not path.is_file():
+            raise ScorecardError(f"{where}: {entry!r} is not a file")
+        name = f"tuneloop_scorecard_{path.stem}_{abs(hash(str(path.resolve())))}"
+        if name in sys.modules:
+            return
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+        except Exception as exc:
+            del sys.modules[name]
+            raise ScorecardError(f"{where}: importing {path} failed: {exc!r}") from exc
+        return
+    try:
+        importlib.import_module(entry)
+    except ImportError as exc:
+        raise ScorecardError(f"{where}: cannot import {entry!r}: {exc}") from None
+
+
+class JudgeSpec(BaseModel):
+    """Layer C: how a judge model grades the task's answers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["pairwise", "rubric"]
+    """``pairwise``: the model's answer against the baseline's, judged in both orders
+    (needs ``--baseline``; skipped without one). ``rubric``: one answer graded 1..10."""
+    rubric: str | None = None
+    """What a good answer does (rubric mode; each sample's ``metadata.rubric`` overrides)."""
+    max_new_tokens: int = Field(256, ge=1)
+    """Token budget of each judge output."""
+
+
+class LmEvalSpec(BaseModel):
+    """Layer B: lm-evaluation-harness tasks, run through the model under evaluation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tasks: list[str] = Field(min_length=1)
+    """lm-eval task names (ours in ``include_path``, or lm-eval's own)."""
+    include_path: str | None = None
+    """Folder of local lm-eval task YAMLs (relative paths resolve like ``files``)."""
+    num_fewshot: int | None = Field(None, ge=0)
+    apply_chat_template: bool = True
 
 
 class TaskSpec(BaseModel):
@@ -51,15 +132,46 @@ class TaskSpec(BaseModel):
 
     name: str = Field(min_length=1)
     """Unique within the scorecard; the key in ``results.json``."""
-    layer: Literal["A", "IF", "D", "security"]
-    """Which layer of the scorecard: A (structured/tool/grounding/refusal), IF
-    (verifiable instructions), D (domain), security (the zero-tolerance pack)."""
-    files: list[str] = Field(min_length=1)
+    layer: Literal["A", "B", "C", "D", "IF", "security"]
+    """Which layer of the scorecard: A (structured/tool/grounding/refusal), B (standard
+    suites through lm-eval), C (judged comparisons), D (tool and agent tasks), IF
+    (verifiable instructions), security (the security pack)."""
+    files: list[str] = Field(default_factory=list)
     """JSONL globs of EvalSample records, relative to the YAML's folder or the repo root."""
-    scorers: list[str] = Field(min_length=1)
-    """Registered scorer names (``tuneloop.eval.registered_scorers()``)."""
-    solver: Literal["generate"] = "generate"
-    """How a completion is produced. ``generate``: one greedy model turn per sample."""
+    python: str | None = None
+    """Instead of ``files``: the name of a :func:`task` registered in Python."""
+    lm_eval: LmEvalSpec | None = None
+    """Layer B only, instead of ``files``: the lm-eval tasks to run."""
+    scorers: list[str] = Field(default_factory=list)
+    """Registered scorer names (``tuneloop.eval.registered_scorers()``); optional for
+    layers B (lm-eval scores) and C (the judge scores)."""
+    solver: Literal["generate", "assistant"] = "generate"
+    """How a completion is produced. ``generate``: one model turn per sample, batched.
+    ``assistant``: the runtime's :class:`~tuneloop.runtime.assistant.Assistant` with the
+    task's ``tools`` executed for real and the sample's ``schema`` enforced."""
+    tools: list[str] = Field(default_factory=list)
+    """Assistant solver: built-in tools it may run (calculator, clock, read_file,
+    search_docs). A sample offering ``tools`` narrows this to the ones it names."""
+    tools_root: str | None = None
+    """Folder ``read_file`` is confined to (relative paths resolve like ``files``)."""
+    docs: str | None = None
+    """Folder ``search_docs`` searches (relative paths resolve like ``files``)."""
+    assistant: AssistantConfig | None = None
+    """Assistant solver: the loop's settings (max_steps, tool_choice, repair, ...);
+    ``max_new_tokens``/``temperature``/``seed`` below override its generation config."""
+    judge: JudgeSpec | None = None
+    """Layer C: the judge's mode and rubric."""
+    attempts: int = Field(1, ge=1)
+    """Answers generated per sample (n). Above 1 the runner reports ``pass@k`` and
+    ``pass^k`` for each ``k`` in ``pass_k`` from the first scorer's pass/fail."""
+    pass_k: list[int] = Field(default_factory=lambda: [1])
+    """The k values of ``pass@k`` / ``pass^k`` (each at most ``attempts``)."""
+    temperature: float = Field(0.0, ge=0.0)
+    """Sampling temperature (0: greedy). With ``attempts`` > 1 use > 0, or every
+    attempt is the same answer."""
+    seed: int = 0
+    """Attempt i samples with seed ``seed + i``, so sampled runs are reproducible (and
+    cacheable)."""
     max_new_tokens: int = Field(256, ge=1)
     """Token budget of each answer (the scorecard's ``max_new_tokens`` when not set)."""
     system_prompt: str | None = None
@@ -77,6 +189,26 @@ class TaskSpec(BaseModel):
                 raise ValueError(exc.args[0]) from None
         return names
 
+    @model_validator(mode="after")
+    def _consistent(self) -> TaskSpec:
+        sources = [bool(self.files), self.python is not None, self.lm_eval is not None]
+        if sum(sources) != 1:
+            raise ValueError("give exactly one of files, python or lm_eval")
+        if (self.lm_eval is not None) != (self.layer == "B"):
+            raise ValueError("lm_eval goes with layer B, and layer B needs lm_eval")
+        if (self.judge is not None) != (self.layer == "C"):
+            raise ValueError("judge goes with layer C, and layer C needs judge")
+        if not self.scorers and self.layer not in ("B", "C"):
+            raise ValueError("scorers: list at least one scorer")
+        if self.python is not None and self.python not in _TASKS:
+            known = ", ".join(sorted(_TASKS)) or "none (list modules under imports)"
+            raise ValueError(f"python: unknown task {self.python!r}; registered: {known}")
+        if self.solver == "generate" and (self.tools or self.assistant):
+            raise ValueError("tools and assistant need solver: assistant")
+        if too_big := [k for k in self.pass_k if not 1 <= k <= self.attempts]:
+            raise ValueError(f"pass_k: {too_big} outside 1..attempts ({self.attempts})")
+        return self
+
 
 class Scorecard(BaseModel):
     """A named set of tasks plus the generation defaults they share."""
@@ -91,6 +223,9 @@ class Scorecard(BaseModel):
     """Default ``max_new_tokens`` for tasks that do not set one."""
     system_prompt: str | None = None
     """Default ``system_prompt`` for tasks that do not set one."""
+    imports: list[str] = Field(default_factory=list)
+    """Python modules (dotted names, or ``.py`` files relative to the YAML) imported
+    before the tasks are read, so their ``@task`` and ``@scorer`` functions register."""
     tasks: list[TaskSpec] = Field(min_length=1)
     """The tasks, run in order."""
 
@@ -145,6 +280,15 @@ def load_scorecard(path: str | Path) -> Scorecard:
         raise ScorecardError(f"{path}: invalid YAML: {exc}".replace("\n", " ")) from None
     if not isinstance(data, dict):
         raise ScorecardError(f"{path}: expected a mapping with 'name' and 'tasks'")
+    bases = [path.resolve().parent]
+    root = _repo_root(path.resolve().parent)
+    if root is not None:
+        bases.append(root)
+    imports = data.get("imports") or []
+    if not isinstance(imports, list) or not all(isinstance(m, str) for m in imports):
+        raise ScorecardError(f"{path}: imports: expected a list of module names or .py files")
+    for i, entry in enumerate(imports):
+        _import_module(entry, bases, f"{path}: imports[{i}]")
     try:
         card = Scorecard.model_validate(data)
     except ValidationError as exc:
@@ -152,10 +296,6 @@ def load_scorecard(path: str | Path) -> Scorecard:
         more = f" (+{len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
         msg = first["msg"].removeprefix("Value error, ")
         raise ScorecardError(f"{path}: {_field(first['loc'])}: {msg}{more}") from None
-    bases = [path.resolve().parent]
-    root = _repo_root(path.resolve().parent)
-    if root is not None:
-        bases.append(root)
     seen: set[str] = set()
     tasks = []
     for i, task in enumerate(card.tasks):
@@ -172,12 +312,48 @@ def load_scorecard(path: str | Path) -> Scorecard:
                 )
             files += [f for f in found if f not in files]
         update: dict[str, Any] = {"files": files}
+        for key in ("tools_root", "docs"):
+            if (value := getattr(task, key)) is not None:
+                update[key] = _resolve_dir(value, bases, f"{path}: tasks[{i}].{key}")
+        if task.lm_eval is not None and task.lm_eval.include_path is not None:
+            folder = _resolve_dir(task.lm_eval.include_path, bases,
+                                  f"{path}: tasks[{i}].lm_eval.include_path")  # fmt: skip
+            update["lm_eval"] = task.lm_eval.model_copy(update={"include_path": folder})
         if "max_new_tokens" not in task.model_fields_set and card.max_new_tokens is not None:
             update["max_new_tokens"] = card.max_new_tokens
         if "system_prompt" not in task.model_fields_set and card.system_prompt is not None:
             update["system_prompt"] = card.system_prompt
         tasks.append(task.model_copy(update=update))
     return card.model_copy(update={"tasks": tasks})
+
+
+def _resolve_dir(value: str, bases: list[Path], where: str) -> str:
+    if Path(value).is_absolute():
+        candidates = [Path(value)]
+    else:
+        candidates = [b / value for b in bases]
+    for candidate in candidates:
+        if candidate.is_dir():
+            return str(candidate.resolve())
+    raise ScorecardError(f"{where}: {value!r} is not a folder (looked in "
+                         f"{', '.join(str(b) for b in bases)})")  # fmt: skip
+
+
+def _python_samples(task: TaskSpec) -> list[EvalSample]:
+    where = f"task {task.name!r} (python: {task.python})"
+    try:
+        rows = list(_TASKS[str(task.python)]())
+    except Exception as exc:
+        raise ScorecardError(f"{where}: building the samples failed: {exc!r}") from exc
+    samples = []
+    for i, row in enumerate(rows):
+        try:
+            samples.append(row if isinstance(row, EvalSample) else EvalSample.model_validate(row))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ScorecardError(f"{where}: sample {i}: {_field(first['loc'])}: "
+                                 f"{first['msg']}") from None  # fmt: skip
+    return samples
 
 
 def load_samples(task: TaskSpec) -> list[EvalSample]:
@@ -189,6 +365,13 @@ def load_samples(task: TaskSpec) -> list[EvalSample]:
     """
     groups: dict[tuple[str, str], list[EvalSample]] = {}
     seen: dict[str, str] = {}
+    if task.python is not None:
+        for i, sample in enumerate(_python_samples(task)):
+            if sample.id in seen:
+                raise ScorecardError(f"task {task.name!r}: sample {i}: duplicate id "
+                                     f"{sample.id!r} (first at {seen[sample.id]})")  # fmt: skip
+            seen[sample.id] = f"sample {i}"
+            groups.setdefault(("python", str(sample_category(sample))), []).append(sample)
     for file in task.files:
         for row, sample in read_records(file, "eval"):
             if sample.id in seen:
@@ -211,63 +394,3 @@ def sample_category(sample: EvalSample) -> str | None:
     """``metadata.category`` of a sample, or None."""
     category = (sample.metadata.model_extra or {}).get("category")
     return None if category is None else str(category)
-
-
-# ----------------------------------------------------------------------- the solver
-
-
-def _messages(task: TaskSpec, sample: EvalSample) -> list[Message]:
-    messages = to_chat_messages(sample.input)
-    if task.system_prompt:
-        if messages and messages[0]["role"] == "system":
-            merged = f"{task.system_prompt}\n\n{messages[0].get('content') or ''}".strip()
-            messages[0] = {**messages[0], "content": merged}
-        else:
-            messages.insert(0, {"role": "system", "content": task.system_prompt})
-    return messages
-
-
-def _completion(messages: list[Message], output: Any, tools: list[dict] | None) -> Completion:
-    parsed = parse_output(output.text, output.tool_calls, tools_offered=bool(tools))
-    attempted = [{"name": c.name, "arguments": c.arguments} for c in parsed.calls]
-    error = output.text if output.finish_reason == "error" else None
-    return Completion(
-        text=output.text,
-        messages=[*messages, {"role": "assistant", "content": output.text}],
-        attempted_tool_calls=attempted,
-        error=error,
-        metadata={
-            "finish_reason": output.finish_reason,
-            "completion_tokens": output.completion_tokens,
-        },  # fmt: skip
-    )
-
-
-def solve(task: TaskSpec, model: ChatModel, samples: list[EvalSample]) -> list[Completion]:
-    """The ``generate`` solver: one greedy turn per sample, in batches of :data:`BATCH_SIZE`.
-
-    Samples offering the same tools batch together (one ``GenerationConfig`` per call);
-    a tool call the model writes (Hermes ``<tool_call>`` or structured) becomes
-    ``attempted_tool_calls``, while ``text`` stays exactly as generated.
-    """
-    results: list[Completion | None] = [None] * len(samples)
-    pending: dict[str, list[int]] = {}
-
-    def flush(key: str) -> None:
-        positions = pending.pop(key)
-        tools = tools_as_dicts(samples[positions[0]].tools)
-        config = GenerationConfig(max_new_tokens=task.max_new_tokens, temperature=0.0,
-                                  tools=tools or None, json_schema=None)  # fmt: skip
-        conversations = [_messages(task, samples[i]) for i in positions]
-        outputs = generate_many(model, conversations, config)
-        for i, messages, output in zip(positions, conversations, outputs, strict=True):
-            results[i] = _completion(messages, output, tools)
-
-    for i, sample in enumerate(samples):
-        key = json.dumps(tools_as_dicts(sample.tools), sort_keys=True)
-        pending.setdefault(key, []).append(i)
-        if len(pending[key]) == BATCH_SIZE:
-            flush(key)
-    for key in list(pending):
-        flush(key)
-    return [c for c in results if c is not None]

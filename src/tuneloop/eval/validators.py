@@ -418,6 +418,22 @@ def _number(sign: str, num: str, den: str | None) -> Fraction | None:
     return -value if sign in ("-", "\u2212") else value
 
 
+def numbers_in(text: str) -> list[Fraction]:
+    """Every number in ``text``, in order (same grammar as :func:`extract_last_number`)."""
+    return [v for m in _NUMBER_RE.finditer(text) if (v := _number(*m.groups())) is not None]
+
+
+def parse_number(text: str) -> Fraction | None:
+    """``text`` as one number (``"1,500"``, ``"-3.5"``, ``"3/4"``), or None."""
+    m = _NUMBER_RE.fullmatch(text.strip())
+    return _number(*m.groups()) if m else None
+
+
+def contains_answer(answer: str, target: str) -> bool:
+    """Whether normalized ``target`` appears in normalized ``answer`` as whole tokens."""
+    return _contains(normalize_answer(answer), normalize_answer(target))
+
+
 def extract_last_number(text: str) -> Fraction | None:
     """The last number in ``text``: ``"7,006,652"``, ``"-3.5"``, ``"3/4"``, ``"1e-6"``.
 
