@@ -8,6 +8,7 @@ from itertools import combinations
 from pydantic import BaseModel
 
 from tuneloop.eval.stats import cohen_kappa as stats_cohen_kappa
+from tuneloop.runtime.types import ChatModel
 
 LABELS = ("a", "b", "tie")
 """The verdicts agreement is measured on; ``skip`` says nothing about the item."""
@@ -68,3 +69,38 @@ def agreement(verdicts: dict[str, dict[str, str]]) -> Agreement:
         pairs += [(v1, v2) for (_, v1), (_, v2) in combinations(judged, 2)]
     raw, kappa = cohen_kappa(pairs)
     return Agreement(items=items, pairs=len(pairs), raw=raw, kappa=kappa)
+
+
+def _answer_text(messages: list[dict]) -> str:
+    """What a response said: its assistant turns' text, tool calls written as JSON."""
+    parts = []
+    for m in messages:
+        if m.get("content"):
+            parts.append(str(m["content"]))
+        for call in m.get("tool_calls") or []:
+            parts.append(f"[tool call] {call.get('function', {}).get('name')} "
+                         f"{call.get('function', {}).get('arguments')}")  # fmt: skip
+    return "\n".join(parts)
+
+
+def judge_agreement(store, judge: ChatModel, *, max_new_tokens: int = 256) -> dict:
+    """How well a judge model agrees with the humans of an annotation store.
+
+    Every pair item with a human majority verdict (a/b/tie) is judged by
+    :class:`~tuneloop.eval.judge.PairwiseJudge` in both orders; the result is
+    :func:`~tuneloop.eval.judge.judge_human_agreement` (``n``, raw ``agreement``,
+    Cohen's ``kappa``) plus the per-item verdicts.
+    """
+    from tuneloop.eval.judge import PairItem, PairwiseJudge, judge_human_agreement
+
+    human = store.human_verdicts()
+    items = []
+    for iid in sorted(human):
+        item = store.get_item(iid)
+        items.append(PairItem(id=iid, question=item.prompt, answer_a=_answer_text(item.response_a),
+                              answer_b=_answer_text(item.response_b)))  # fmt: skip
+    verdicts = PairwiseJudge(judge, max_new_tokens=max_new_tokens).judge_many(items) if items else []
+    machine = {v.id: v.winner for v in verdicts}
+    return {**judge_human_agreement(machine, human),
+            "items": [{"id": v.id, "human": human[v.id], "judge": v.winner, "first": v.first,
+                       "second": v.second} for v in verdicts]}  # fmt: skip

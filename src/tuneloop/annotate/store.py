@@ -274,6 +274,16 @@ class AnnotationStore:
         """Raw agreement and Cohen's kappa over items judged by two or more annotators."""
         return agreement(self._latest_verdicts())
 
+    def human_verdicts(self) -> dict[str, str]:
+        """``{item_id: "a" | "b" | "tie"}``: the majority verdict of each judged pair item
+        (only-skipped items and exact splits left out)."""
+        out = {}
+        for iid, by_annotator in self._latest_verdicts().items():
+            winner = majority(list(by_annotator.values()))
+            if winner is not None:
+                out[iid] = winner
+        return out
+
     def export_pairs(self, path: str | Path) -> ExportReport:
         """Write the majority verdicts as PreferencePair JSONL (atomically): chosen = winner.
 

@@ -123,6 +123,47 @@ def export_cmd(
         out.print("agreement: no item was judged by two or more annotators", highlight=False)
 
 
+@annotate_app.command("judge-agreement")
+def judge_agreement_cmd(
+    judge: Annotated[str, typer.Option("--judge", help="Judge model reference.")],
+    db: DbOption = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="The judge is on an OpenAI-compatible server.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="TUNELOOP_API_KEY")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON only.")] = False,
+) -> None:
+    """Judge every human-judged pair with a judge model (both orders) and report how
+    often it agrees with the human majority (percent and Cohen's kappa)."""
+    from tuneloop.annotate import AnnotationStore
+    from tuneloop.annotate.agreement import judge_agreement
+
+    path = db or _default_db()
+    if not path.is_file():
+        fail(f"{path}: no annotation store (pass --db)")
+    try:
+        if base_url:
+            from tuneloop.runtime.backends.openai_http import OpenAIChatModel
+
+            model = OpenAIChatModel(base_url, model=judge, api_key=api_key)
+        else:
+            from tuneloop.runtime.backends.local import LocalEngine
+
+            model = LocalEngine.from_ref(judge)
+        report = judge_agreement(AnnotationStore(path), model)
+    except (ValueError, *user_errors()) as exc:
+        fail(str(exc))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    if not report["n"]:
+        out.print("no pair item has a human verdict yet: nothing to compare", highlight=False)
+        return
+    kappa = "n/a" if report["kappa"] is None else f"{report['kappa']:.3f}"
+    out.print(f"judge {judge} vs human majority over {report['n']} item(s): "
+              f"{report['agreement']:.1%} agreement, Cohen's kappa {kappa}", highlight=False)  # fmt: skip
+
+
 def read_prompts(path: Path) -> list[list[dict]]:
     """Prompts from JSONL: ``{"messages": [...]}`` or ``{"prompt": "text"}`` per line."""
     from tuneloop.annotate.store import as_messages
