@@ -201,8 +201,12 @@ def run_lm_eval_task(task: TaskSpec, model: ChatModel) -> dict[str, Any]:
     Metrics are named ``LM_TASK/METRIC`` (the gate names them ``TASK/LM_TASK/METRIC``)
     and sample ids ``LM_TASK/DOC_ID``.
     """
-    from tuneloop.eval import lmeval
-
+    try:
+        from tuneloop.eval import lmeval
+    except ImportError as exc:
+        entry = _entry(task, 0, 0, {}, {}, [])
+        entry["skipped"] = f"lm-eval is not installed (pip install 'tuneloop[lmeval]'): {exc}"
+        return entry
     spec = task.lm_eval
     assert spec is not None
     entries = lmeval.evaluate(model, spec.tasks, include_path=spec.include_path,
@@ -348,8 +352,11 @@ def run_scorecard(
             baseline_card = scorecard.model_copy(update={"tasks": plain})
             baseline_results = run_scorecard(baseline_card, baseline, out_dir=out_dir / "baseline",
                                              cache=cache, judge=judge)  # fmt: skip
-    tasks = {task.name: run_task(task, runner, baseline=base_runner, judge=judge_runner)
-             for task in scorecard.tasks}  # fmt: skip
+    tasks, timings = {}, {}
+    for task in scorecard.tasks:
+        task_started = time.perf_counter()
+        tasks[task.name] = run_task(task, runner, baseline=base_runner, judge=judge_runner)
+        timings[task.name] = round(time.perf_counter() - task_started, 3)
     total = sum(t["n"] for t in tasks.values())
     counts = {"hits": 0, "misses": 0, "uncacheable": 0}
     for r in {id(x): x for x in (runner, base_runner, judge_runner) if x is not None}.values():
@@ -375,7 +382,8 @@ def run_scorecard(
                                                      allow_nan=False))  # fmt: skip
     _write_text(out_dir / "config.yaml", yaml.safe_dump(scorecard.model_dump(mode="json"),
                                                         sort_keys=False, allow_unicode=True))  # fmt: skip
-    _write_text(out_dir / "manifest.json", json.dumps(_manifest(results, started), indent=2))
+    _write_text(out_dir / "manifest.json", json.dumps(_manifest(results, started, timings),
+                                                         indent=2))  # fmt: skip
     _write_text(out_dir / "report.html", render_report(results))
     return results
 
@@ -435,7 +443,7 @@ def _version(package: str) -> str | None:
         return None
 
 
-def _manifest(results: dict[str, Any], started: float) -> dict[str, Any]:
+def _manifest(results: dict[str, Any], started: float, timings: dict[str, float]) -> dict[str, Any]:
     return {
         "scorecard": results["scorecard"],
         "model": results["model"],
@@ -448,6 +456,7 @@ def _manifest(results: dict[str, Any], started: float) -> dict[str, Any]:
         "cache": results["cache"],
         "samples": {name: task["n"] for name, task in results["tasks"].items()},
         "errors": {name: task["errors"] for name, task in results["tasks"].items()},
+        "task_wall_s": timings,
     }
 
 
