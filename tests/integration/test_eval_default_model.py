@@ -48,7 +48,7 @@ def test_default_scorecard_runs_and_reruns_from_the_cache(default_model_dir, tmp
     first = tuneloop_eval(tmp_path / "a", tmp_path / "cache.db")
     assert first.returncode == 0, first.stderr
     results = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert set(results["tasks"]) == {"schema", "tool_use", "grounding", "refusal", "ifeval",
+    assert set(results["tasks"]) == {"schema", "schema_runtime", "tool_use", "grounding", "refusal", "ifeval",
                                      "security", "agent", "suites", "pairwise", "rubric"}  # fmt: skip
     ran = {k: t for k, t in results["tasks"].items() if "skipped" not in t}
     assert all(task["n"] == 3 for task in ran.values())

@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "configs" / "eval" / "gate.yaml"
 TASKS = {  # task -> scorer of the default scorecard
     "schema": "json_schema",
+    "schema_runtime": "json_schema",
     "tool_use": "tool_call",
     "grounding": "grounding",
     "refusal": "refusal",
@@ -94,7 +95,7 @@ def test_broken_schema_candidate_fails_that_rule_and_the_cli_exits_1(tmp_path):
     res = gate_cli(tmp_path, cand, scorecard(MIXED), SHIPPED)
     assert res.exit_code == 1, res.output
     assert "FAIL  schema/json_schema" in res.output
-    assert "gate: FAIL (1 of 6 rules failed)" in res.output
+    assert "gate: FAIL (1 of 7 rules failed)" in res.output
 
     ok = gate_cli(tmp_path, scorecard(MIXED), scorecard(MIXED), SHIPPED)
     assert ok.exit_code == 0, ok.output
@@ -105,7 +106,7 @@ def test_json_output(tmp_path):
     res = gate_cli(tmp_path, scorecard(MIXED), scorecard(MIXED), SHIPPED, "--json")
     assert res.exit_code == 0, res.output
     data = json.loads(res.output)
-    assert data["passed"] is True and len(data["rules"]) == 6 and data["candidate"] == "m"
+    assert data["passed"] is True and len(data["rules"]) == len(TASKS) and data["candidate"] == "m"
 
 
 def test_min_and_max():
@@ -210,7 +211,7 @@ def test_metric_missing_from_baseline_fails():
 
 def test_baseline_rule_without_baseline_fails(tmp_path):
     report = evaluate_gate(scorecard(MIXED), None, load_policy(SHIPPED))
-    assert not report.passed and len(report.failed) == 6
+    assert not report.passed and len(report.failed) == len(TASKS)
     assert all("needs --baseline" in r.message for r in report.failed)
     res = gate_cli(tmp_path, scorecard(MIXED), None, SHIPPED)
     assert res.exit_code == 1 and "needs --baseline" in res.output
