@@ -11,6 +11,11 @@ TORCH_VERSION ?= 2.13.0
 TORCH_PIP_ARGS ?=
 DEFAULT_MODEL ?= smollm2-135m-instruct
 PYTEST_ARGS ?=
+# llama-cpp-python builds from source. A native build (-march=native) crashed on
+# quantized GGUFs on this machine kind (AMX / AVX-512 kernels in a VM); an AVX2 build
+# is portable across x86-64 CPUs of the last decade and ran the q8_0 default model at
+# ~80 tokens/s on 2 cores. Override for other CPUs (e.g. CMAKE_ARGS=-DGGML_NATIVE=ON).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DGGML_AVX512=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_BF16=OFF
 
 .PHONY: setup demo test lint pull clean browser
 
@@ -26,7 +31,11 @@ $(VENV)/.torch: | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed: pyproject.toml $(VENV)/.torch
-	PIP_CONSTRAINT=$(VENV)/constraints.txt $(BIN)/python -m pip install --quiet -e ".[dev,lmeval]"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" PIP_CONSTRAINT=$(VENV)/constraints.txt \
+		$(BIN)/python -m pip install --quiet -e ".[dev,lmeval,llamacpp]"
+	# llama.cpp's GGUF converter ships only in llama-cpp-python's source package: fetch
+	# it once now, so exports never need the network.
+	$(BIN)/python -m tuneloop.models.gguf_export
 	touch $@
 
 setup: $(VENV)/.installed

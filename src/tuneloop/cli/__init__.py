@@ -14,6 +14,7 @@ from tuneloop.cli.gate import gate
 from tuneloop.cli.merge import merge
 from tuneloop.cli.mine import mine
 from tuneloop.cli.models import models_app
+from tuneloop.cli.serve import serve
 from tuneloop.cli.traces import traces_app
 from tuneloop.cli.train import bare_resume_argv, train_app
 
@@ -35,6 +36,7 @@ app.command()(export)
 app.command()(mine)
 app.command(name="eval")(eval_cmd)
 app.command()(gate)
+app.command()(serve)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -45,8 +45,9 @@ class OpenAIChatModel:
     """
 
     supports_json_schema = True
-    """``config.json_schema`` is sent as an OpenAI ``response_format`` (strict json_schema);
-    whether it is enforced is up to the server (vLLM and llama.cpp's server do)."""
+    """``config.json_schema`` is sent as an OpenAI ``response_format`` (strict json_schema;
+    ``schema_format="llamacpp"``: llama-cpp-python's ``json_object`` + ``schema``); whether
+    it is enforced is up to the server (vLLM and llama.cpp's server do)."""
 
     def __init__(
         self,
@@ -56,8 +57,10 @@ class OpenAIChatModel:
         timeout: float = 60.0,
         client: httpx.Client | None = None,
         extra_body: dict[str, Any] | None = None,
+        schema_format: Literal["json_schema", "llamacpp"] = "json_schema",
     ) -> None:
         self.name = model
+        self.schema_format = schema_format
         self.base_url = normalize_base_url(base_url)
         self.timeout = timeout
         self.extra_body = dict(extra_body or {})
@@ -165,7 +168,10 @@ class OpenAIChatModel:
                 body["tool_choice"] = config.tool_choice
             elif config.tool_choice != "auto":
                 body["tool_choice"] = {"type": "function", "function": {"name": config.tool_choice}}
-        if config.json_schema is not None:
+        if config.json_schema is not None and self.schema_format == "llamacpp":
+            # llama-cpp-python's server takes the schema on a json_object response format.
+            body["response_format"] = {"type": "json_object", "schema": config.json_schema}
+        elif config.json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": config.json_schema, "strict": True},
