@@ -20,7 +20,7 @@ from tuneloop.data import read_records
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 SCRIPT = ROOT / "scripts" / "build_reference_data.py"
-HAND_WRITTEN = ("eval/ifeval", "eval/security", "eval/agent", "eval/judged")
+HAND_WRITTEN = ("eval/ifeval", "eval/security", "eval/agent", "eval/judged", "eval/lm_eval", "grpo")
 """Eval packs written by hand, each with its own data card; the script does not build them."""
 ABSTAIN = "I don't know based on the provided context."
 FORMATS = jsonschema.FormatChecker()
