@@ -198,3 +198,33 @@ def _resume_dir(cfg, resume: str | None) -> Path | None:
     if latest_checkpoint(run_dir) is None:
         raise RunDirError(f"--resume: {run_dir} has no checkpoint to resume from")
     return run_dir
+
+
+@train_app.command("grpo")
+def grpo(
+    config: Annotated[Path, typer.Argument(help="GRPO config YAML.")],
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = None,
+) -> None:
+    """GRPO with verifiable rewards: scorers from the registry, weighted, on EvalSample prompts."""
+    from tuneloop.train.config import GRPOConfig, config_to_yaml, load_config
+
+    pin_malloc_threshold()
+    try:
+        cfg = load_config(config, GRPOConfig, set_ or [])
+        from tuneloop.train.recipes import grpo as recipe
+
+        prepared = recipe.prepare(cfg)
+        if dry_run:
+            out.rule("resolved config")
+            out.print(config_to_yaml(cfg), highlight=False, markup=False)
+            out.rule("plan")
+            plan = {"prompts": len(prepared["rows"]), "model": str(prepared["resolved"].path),
+                    "rewards": [f.__name__ for f in prepared["funcs"]], "weights": prepared["weights"]}  # fmt: skip
+            out.print(json.dumps(plan, indent=2), highlight=False)
+            return
+        run_dir = recipe.train(cfg, resume=_resume_dir(cfg, resume), prepared=prepared)
+    except _errors() as exc:
+        fail(str(exc))
+    out.print(f"run folder: {run_dir}")

@@ -179,3 +179,53 @@ def load_config(path: str | Path, cls: type[TrainConfig], overrides: list[str] =
 def config_to_yaml(config: BaseModel) -> str:
     """The resolved config as YAML (what every run folder saves)."""
     return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+class RewardSpec(BaseModel):
+    """One reward term of a GRPO run: a registered scorer with a weight."""
+
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
+
+    scorer: str = Field(min_length=1)
+    """Scorer name from the registry (``tuneloop eval scorers`` lists them)."""
+    weight: float = 1.0
+    """Weight of this term in the summed reward."""
+
+
+class GRPOConfig(TrainConfig):
+    """GRPO with verifiable rewards (the scorecard's scorers) on EvalSample prompts."""
+
+    rewards: list[RewardSpec] = Field(min_length=1)
+    """Reward terms, each a scorer name and a weight."""
+    num_generations: int = Field(4, ge=2)
+    """Completions sampled per prompt (the group); batch_size must be a multiple of it."""
+    max_completion_length: int = Field(64, ge=1)
+    """Hard limit on generated tokens."""
+    overlong_buffer: int = Field(0, ge=0)
+    """DAPO soft overlong penalty: 0 up to max_completion_length - buffer, then falling
+    linearly to -1 at the hard limit (0 disables it)."""
+    overlong_weight: float = Field(1.0, ge=0)
+    """Weight of the overlong penalty term."""
+    epsilon: float = Field(0.2, gt=0)
+    """PPO-style clipping range of the importance ratio."""
+    beta: float = Field(0.0, ge=0)
+    """KL coefficient to the reference (adapter disabled); 0 loads no reference."""
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
+    """TRL loss normalisation."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature of rollouts."""
+    mask_truncated_completions: bool = False
+    """Drop completions that hit the hard limit from the loss (DAPO)."""
+    learning_rate: float = Field(5e-6, gt=0)
+    """RL wants small rates."""
+
+    @model_validator(mode="after")
+    def _group_fits_batch(self):
+        if (self.batch_size * self.gradient_accumulation_steps) % self.num_generations:
+            raise ValueError(
+                f"batch_size x gradient_accumulation_steps ({self.batch_size * self.gradient_accumulation_steps}) "
+                f"must be a multiple of num_generations ({self.num_generations})"
+            )
+        if self.overlong_buffer >= self.max_completion_length:
+            raise ValueError("overlong_buffer must be smaller than max_completion_length")
+        return self
