@@ -35,14 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import statistics
 import sys
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+import _env  # benchmarks/_env.py (this folder is on sys.path)
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -248,23 +248,7 @@ def setup_costs(engine) -> dict[str, float]:
 
 
 def environment(threads: int) -> dict[str, Any]:
-    import torch
-
-    cpuinfo = Path("/proc/cpuinfo")
-    cpu = platform.processor()
-    if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)  # fmt: skip
-    versions = {}
-    for pkg in ("tuneloop", "torch", "transformers", "llguidance", "jsonschema"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "threads_requested": threads, "loadavg_before": os.getloadavg(),
-            "versions": versions}  # fmt: skip
+    return _env.environment(threads, ("llguidance", "jsonschema"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,14 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+import _env  # benchmarks/_env.py (this folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -52,23 +52,7 @@ TASK = "tuneloop_arithmetic"
 
 
 def environment(threads: int) -> dict[str, Any]:
-    import torch
-
-    cpuinfo = Path("/proc/cpuinfo")
-    cpu = platform.processor()
-    if cpuinfo.exists():
-        cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
-                    if line.startswith("model name")), cpu)  # fmt: skip
-    versions = {}
-    for pkg in ("tuneloop", "torch", "transformers", "lm_eval", "datasets"):
-        try:
-            versions[pkg] = version(pkg)
-        except PackageNotFoundError:
-            versions[pkg] = None
-    return {"python": platform.python_version(), "platform": platform.platform(), "cpu": cpu,
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "threads_requested": threads, "loadavg_before": os.getloadavg(),
-            "versions": versions}  # fmt: skip
+    return _env.environment(threads, ("lm_eval", "datasets"))
 
 
 def timed(lm: Any, limit: int | None) -> tuple[float, dict[str, Any]]:
