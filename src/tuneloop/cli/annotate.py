@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Annotated
 import typer
 
 from tuneloop.cli._common import err, fail, out, user_errors
+from tuneloop.hosts import is_loopback
 
 annotate_app = typer.Typer(
     help="Human annotation: blind pairwise comparisons, trace review, the failure queue.",
@@ -26,16 +26,6 @@ DbOption = Annotated[
 def _default_db() -> Path:
     home = Path(os.environ.get("TUNELOOP_HOME") or Path.home() / ".cache" / "tuneloop")
     return home / "annotations.db"
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``localhost`` and loopback addresses (only those are safe without a token)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _report_import(kind: str, path: Path, report) -> None:

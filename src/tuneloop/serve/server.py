@@ -2,21 +2,12 @@
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` only accepts connections from this machine."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from tuneloop.hosts import is_loopback  # noqa: F401  (re-exported by tuneloop.serve)
 
 
 def _config(app, host: str, log_level: str, access_log: bool):
