@@ -76,3 +76,30 @@ def test_default_scorecard_runs_and_reruns_from_the_cache(default_model_dir, tmp
     assert {k: t["samples"] for k, t in again["tasks"].items()} == {
         k: t["samples"] for k, t in results["tasks"].items()
     }
+
+
+def test_pairwise_against_itself_is_all_ties_on_the_real_model(default_model_dir, tmp_path: Path):
+    """Model and baseline are the same weights, so both answers are the same text and the
+    two orders show the judge the very same prompt: whatever it says, the pair is a
+    tie. The baseline's run folder and the paired differences (all 0) are written."""
+    (tmp_path / "card.yaml").write_text(
+        "name: judged\ntasks:\n"
+        f"  - name: pairwise\n    layer: C\n    files: [{ROOT}/data/eval/judged/open.jsonl]\n"
+        "    judge: {mode: pairwise, max_new_tokens: 48}\n    max_new_tokens: 48\n    limit: 2\n"
+        f"  - name: refusal\n    layer: A\n    files: [{ROOT}/data/eval/refusal.jsonl]\n"
+        "    scorers: [refusal]\n    max_new_tokens: 48\n    limit: 2\n"
+    )
+    args = ["eval", str(tmp_path / "card.yaml"), "--model", "smollm2-135m-instruct",
+            "--baseline", "smollm2-135m-instruct", "-o", str(tmp_path / "out"),
+            "--cache", str(tmp_path / "cache.db")]  # fmt: skip
+    proc = subprocess.run([sys.executable, "-m", "tuneloop.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    pairwise = results["tasks"]["pairwise"]
+    assert [s["scores"]["win_rate"]["value"] for s in pairwise["samples"]] == [0.5, 0.5]
+    assert all(s["output"] == s["baseline_output"] for s in pairwise["samples"])
+    assert pairwise["pairwise"]["ties"] == 2
+    assert results["judge"]["name"] == "smollm2-135m-instruct"
+    assert results["comparison"]["refusal/refusal"]["difference"] == 0.0
+    assert (tmp_path / "out" / "baseline" / "results.json").is_file()

@@ -48,6 +48,11 @@ def test_export_gguf_rejects_a_bad_outtype_and_a_non_model(tmp_path: Path) -> No
     bad = subprocess.run([sys.executable, "-m", "tuneloop.cli", "export", str(tmp_path),
                           "--format", "gguf", "--outtype", "q2_k"], capture_output=True, text=True)  # fmt: skip
     assert bad.returncode != 0 and "--outtype 'q2_k'" in bad.stderr
+    empty = subprocess.run([sys.executable, "-m", "tuneloop.cli", "export", str(tmp_path),
+                            "--format", "gguf", "-o", str(tmp_path / "x.gguf")],
+                           capture_output=True, text=True)  # fmt: skip
+    assert empty.returncode != 0 and "neither a run folder" in empty.stderr
+    assert not (tmp_path / "x.gguf").exists()
 
 
 def test_serve_backend_llamacpp_answers_the_openai_client(model_copy: Path, tmp_path: Path) -> None:
