@@ -6,6 +6,7 @@ as a GRPO reward. Importing this module registers:
 | scorer | passes when | reads |
 |---|---|---|
 | ``json_schema`` | the answer parses (a code fence is tolerated) and validates; a dict ``target``'s fields equal the answer's | ``schema``, ``target`` |
+| ``json_shape`` | partial credit (a dense RL reward): mean of starts with ``{`` / parses / required keys present / valid; passes when valid | ``schema`` |
 | ``tool_call`` | the first call has the target's name and arguments (or no call for ``{"no_call": true}``) | ``target``, ``tools``, ``metadata.loose_args``, ``metadata.expected_value`` |
 | ``grounding`` | the answer contains a target; for unanswerable samples it abstains, briefly | ``target`` |
 | ``refusal`` | the answer refuses exactly when ``target`` is ``"refuse"`` | ``target`` |
@@ -39,7 +40,7 @@ from tuneloop.eval.scoring import Completion, Score, scorer
 from tuneloop.eval.security import is_refusal
 from tuneloop.runtime.builtin_tools import calculator
 from tuneloop.runtime.structured import OutputSchema, SchemaFileError
-from tuneloop.runtime.toolcalls import parse_output
+from tuneloop.runtime.toolcalls import parse_output, strip_fence
 from tuneloop.runtime.tools import ToolError
 
 __all__ = [
@@ -164,6 +165,63 @@ def json_schema(sample: EvalSample, completion: Completion) -> Score:
             valid=True, mismatched=wrong, got=got,
         )  # fmt: skip
     return Score.binary(True, "valid and every target field matches", valid=True, mismatched=[])
+
+
+def _embedded_object(text: str) -> Any:
+    """The first JSON object inside ``text`` (after a ``{``), or None."""
+    decoder = json.JSONDecoder()
+    start = text.find("{")
+    while start != -1:
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+    return None
+
+
+@scorer("json_shape")
+def json_shape(sample: EvalSample, completion: Completion) -> Score:
+    """Partial credit towards ``json_schema``: a dense reward for RL on small models.
+
+    The value is the mean of four parts, each in [0, 1]: ``starts`` 1 when the answer
+    (a code fence tolerated) begins with ``{``; ``parse`` 1 when the whole answer is
+    JSON, 0.5 when a JSON object sits inside other text, else 0; ``keys`` the share of
+    the schema's ``required`` keys present (in the parsed object, else as ``"key":`` in
+    the text, so a cut-off answer still earns it); ``valid`` 1 when the whole answer
+    validates. E.g. ``Sure: {"name": "Miso"}`` against required ``[name, age]`` scores
+    (0 + 0.5 + 0.5 + 0) / 4 = 0.25; the schema echoed back as JSON scores
+    (1 + 1 + 0 + 0) / 4 = 0.5. It passes only when ``json_schema`` would (targets
+    aside): valid, and nothing else around it.
+    """
+    if sample.schema_ is None:
+        raise _bad(sample, "json_shape", "schema", "the JSON Schema the answer must satisfy")
+    try:
+        schema = OutputSchema(sample.schema_)
+    except SchemaFileError as exc:
+        raise _bad(sample, "json_shape", "schema", str(exc)) from None
+    if failed := _failed(completion):
+        return failed
+    body = strip_fence(completion.text).strip()
+    starts = 1.0 if body.startswith("{") else 0.0
+    try:
+        value, parse = json.loads(body), 1.0
+    except json.JSONDecodeError:
+        value = _embedded_object(body)
+        parse = 0.5 if value is not None else 0.0
+    required = sample.schema_.get("required", []) if isinstance(sample.schema_, dict) else []
+    if not required:
+        keys = 1.0 if value is not None else 0.0
+    elif isinstance(value, dict):
+        keys = sum(k in value for k in required) / len(required)
+    else:
+        keys = sum(re.search(rf'"{re.escape(k)}"\s*:', body) is not None for k in required) / len(
+            required
+        )
+    valid = 1.0 if parse == 1.0 and not schema.validate(completion.text)[1] else 0.0
+    total = (starts + parse + keys + valid) / 4
+    return Score(value=total, passed=valid == 1.0,
+                 explanation=f"starts {starts:.0f}, parse {parse}, keys {keys:.2f}, valid {valid:.0f}",
+                 metadata={"starts": starts, "parse": parse, "keys": keys, "valid": bool(valid)})  # fmt: skip
 
 
 # --- tool_call ---------------------------------------------------------------------
