@@ -96,6 +96,10 @@ class AssistantConfig(BaseModel):
     constrained_decoding: bool = True
     """Use the backend's grammar support (when it has one) for output schemas and
     required tool calls."""
+    constrain_first: bool = True
+    """With ``constrained_decoding``: constrain the first answer too. False lets the model
+    answer freely and constrains only the repairs, so a failure is seen, repaired and
+    traced (what ``tuneloop mine`` turns into SFT fixes and preference pairs)."""
     repair: RepairBudget = Field(default_factory=RepairBudget)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     context: ContextPolicy | None = None
@@ -358,7 +362,7 @@ class _Run:
             config = cfg.generation.model_copy(
                 update={"tools": offer or None, "tool_choice": tool_choice if offer else "auto"}
             )
-            if schema is not None and not offer and a.can_constrain():
+            if schema is not None and not offer and a.can_constrain() and cfg.constrain_first:
                 config.json_schema = schema.json_schema
             try:
                 prompt = self.prepare(config)
