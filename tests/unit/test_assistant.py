@@ -342,3 +342,20 @@ def test_backend_failure_ends_run_with_error():
     result = Assistant(FakeModel([broken])).run("hi")
     assert not result.ok and isinstance(result.error, ConnectionError)
     assert result.events[-1].error_type == "ConnectionError"
+
+
+class _GrammarFake(FakeModel):
+    supports_json_schema = True  # claims grammar support; the script still answers
+
+
+@pytest.mark.parametrize(("constrain_first", "first_schema"), [(True, True), (False, False)])
+def test_constrain_first_false_leaves_the_first_answer_free_and_constrains_the_repair(
+    constrain_first, first_schema
+):
+    model = _GrammarFake(['{"city": "Paris"}', '{"city": "Paris", "rating": 5}'])
+    config = AssistantConfig(constrain_first=constrain_first, repair=RepairBudget(max_repairs=1))
+    result = Assistant(model, output_schema=SCHEMA, config=config).run("Rate Paris")
+    assert result.ok
+    assert (model.calls[0][1].json_schema is not None) is first_schema
+    assert model.calls[1][1].json_schema is not None  # the repair is constrained either way
+    assert "repair" in kinds(result)
