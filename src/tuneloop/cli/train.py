@@ -1,4 +1,4 @@
-"""``tuneloop train <recipe> CONFIG``: sft and dpo (+ the DPO family)."""
+"""``tuneloop train <recipe> CONFIG``: sft, dpo (+ the DPO family), reward and grpo."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from tuneloop.cli._common import fail, out, user_errors
+from tuneloop.train.modeling import pin_malloc_threshold
 
 train_app = typer.Typer(help="Fine-tune a model: SFT (full/LoRA/QLoRA) and preference tuning.",
                         no_args_is_help=True)  # fmt: skip
@@ -30,32 +31,12 @@ ProcsOpt = Annotated[int, typer.Option("--num-processes", min=1, help="Processes
 def bare_resume_argv(argv: list[str]) -> list[str]:
     """Let ``--resume`` stand alone: a bare flag means the config's own run folder."""
     fixed = list(argv)
+    if not fixed or fixed[0] != "train":
+        return fixed  # other verbs' --resume is a plain flag (tuneloop loop --resume)
     for i, arg in enumerate(fixed):
         if arg == "--resume" and (i + 1 == len(fixed) or fixed[i + 1].startswith("-")):
             fixed.insert(i + 1, RESUME_LATEST)
     return fixed
-
-
-def pin_malloc_threshold() -> None:
-    """Keep glibc from growing its mmap threshold during training (CPU memory).
-
-    By default glibc raises the threshold after the first large free, later per-layer
-    tensors come from the heap and freed gaps are never returned: peak RSS of LoRA on
-    the default model was 7.8 GB instead of 4.5 GB (docs/design/memory-planner.md).
-    Same as MALLOC_MMAP_THRESHOLD_=131072; no measurable slowdown.
-    """
-    import ctypes
-    import ctypes.util
-
-    if os.environ.get("MALLOC_MMAP_THRESHOLD_"):
-        return
-    libc_name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(libc_name) if libc_name else None
-        if libc is not None and hasattr(libc, "mallopt"):
-            libc.mallopt(-3, 131072)  # M_MMAP_THRESHOLD
-    except OSError:
-        pass
 
 
 def _errors():
@@ -187,6 +168,38 @@ def dpo(
     out.print(f"run folder: {run_dir}")
 
 
+@train_app.command("reward")
+def reward(
+    config: Annotated[Path, typer.Argument(help="Reward-model config YAML.")],
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: ResumeOpt = None,
+) -> None:
+    """A Bradley-Terry reward model (LoRA or full) on PreferencePair JSONL; reports held-out accuracy."""
+    from tuneloop.train.config import RewardConfig, load_config
+
+    pin_malloc_threshold()
+    try:
+        cfg = load_config(config, RewardConfig, set_ or [])
+        from tuneloop.train.recipes import reward as recipe
+
+        prepared = recipe.prepare(cfg)
+        if dry_run:
+            _, facts = recipe.load_reward_model(cfg, prepared["resolved"], prepared["tokenizer"])
+            _print_dpo_dry_run(cfg, prepared, facts)
+            return
+        run_dir = recipe.train(cfg, resume=_resume_dir(cfg, resume), prepared=prepared)
+    except _errors() as exc:
+        fail(str(exc))
+    held_out = json.loads((run_dir / "results.json").read_text())["held_out"]
+    out.print(f"run folder: {run_dir}")
+    if held_out["pairs"]:
+        out.print(f"held-out accuracy: {held_out['accuracy']:.3f} on {held_out['pairs']} pairs "
+                  f"(mean margin {held_out['margin']['mean']:.3f})")  # fmt: skip
+    else:
+        out.print("held-out accuracy: no held-out pairs (set validation_fraction or validation_files)")
+
+
 def _resume_dir(cfg, resume: str | None) -> Path | None:
     from tuneloop.train.runs import RunDirError, latest_checkpoint
 
@@ -227,4 +240,45 @@ def grpo(
         run_dir = recipe.train(cfg, resume=_resume_dir(cfg, resume), prepared=prepared)
     except _errors() as exc:
         fail(str(exc))
+    out.print(f"run folder: {run_dir}")
+
+
+@train_app.command("dpo-round")
+def dpo_round(
+    config: Annotated[Path, typer.Argument(help="On-policy DPO rounds config YAML.")],
+    set_: SetOpt = None,
+    dry_run: DryRunOpt = False,
+    resume: Annotated[str | None, typer.Option("--resume", help="Continue the run folder (default: the config's), skipping finished rounds.")] = None,
+) -> None:
+    """On-policy preference rounds: sample k answers, score, pair, DPO, merge, evaluate; R times."""
+    from tuneloop.train.config import config_to_yaml, load_round_config
+
+    pin_malloc_threshold()
+    try:
+        cfg = load_round_config(config, set_ or [])
+        if resume and resume != RESUME_LATEST:
+            cfg.output_dir, cfg.name = Path(resume).parent, Path(resume).name
+        from tuneloop.train.recipes import dpo_round as recipe
+
+        prepared = recipe.prepare(cfg)
+        if dry_run:
+            out.rule("resolved config")
+            out.print(config_to_yaml(cfg), highlight=False, markup=False)
+            out.rule("plan")
+            plan = {"model": str(prepared["resolved"].path), "prompts": len(prepared["prompts"]),
+                    "heldout": len(prepared["heldout"]), "rounds": cfg.rounds,
+                    "samples_per_round": len(prepared["prompts"]) * cfg.samples_per_prompt,
+                    "dpo_steps_per_round": cfg.dpo.max_steps,
+                    "run_folder": str(cfg.output_dir / cfg.name)}  # fmt: skip
+            out.print(json.dumps(plan, indent=2), highlight=False)
+            return
+        run_dir = recipe.train(cfg, resume=resume is not None, prepared=prepared)
+    except _errors() as exc:
+        fail(str(exc))
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    table = Table("round", "held-out mean", "pass rate", "pairs", "skipped", "gen tok/s", "time s")
+    for row in rows:
+        table.add_row(*(str(row.get(k)) for k in ("round", "heldout_mean", "heldout_pass_rate", "pairs",
+                                                   "skipped_prompts", "gen_tokens_per_s", "time_s")))  # fmt: skip
+    out.print(table)
     out.print(f"run folder: {run_dir}")

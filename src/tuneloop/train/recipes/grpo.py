@@ -49,16 +49,19 @@ def read_prompts(files: list[Path]) -> list[dict[str, Any]]:
 
 
 def reward_functions(config: GRPOConfig) -> tuple[list, list[float]]:
-    """One TRL reward function per configured scorer (+ the overlong penalty), and weights."""
+    """One TRL reward function per configured scorer or reward model (+ the overlong penalty), and weights."""
     import tuneloop.eval  # noqa: F401  (registers the built-in scorers)
     from tuneloop.eval.scoring import as_reward_function
 
     funcs, weights = [], []
     for spec in config.rewards:
-        try:
-            funcs.append(as_reward_function(spec.scorer))
-        except KeyError as exc:
-            raise ConfigError(f"rewards: {exc.args[0]}") from None
+        if spec.reward_model is not None:
+            funcs.append(_reward_model_function(spec.reward_model))
+        else:
+            try:
+                funcs.append(as_reward_function(spec.scorer))
+            except KeyError as exc:
+                raise ConfigError(f"rewards: {exc.args[0]}") from None
         weights.append(spec.weight)
     if config.overlong_buffer:
         from trl.rewards import get_soft_overlong_punishment
@@ -68,6 +71,16 @@ def reward_functions(config: GRPOConfig) -> tuple[list, list[float]]:
         funcs.append(penalty)
         weights.append(config.overlong_weight)
     return funcs, weights
+
+
+def _reward_model_function(path: str):
+    """A trained reward model as a TRL reward function (its weight goes to TRL's reward_weights)."""
+    from tuneloop.train.reward_model import RewardModel
+
+    try:
+        return RewardModel.load(path).reward_function()
+    except (ValueError, OSError) as exc:
+        raise ConfigError(f"rewards: reward_model {path}: {exc}") from None
 
 
 def trl_args(config: GRPOConfig, run_dir: Path, weights: list[float]):
