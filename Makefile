@@ -43,8 +43,11 @@ setup: $(VENV)/.installed
 pull: setup
 	$(BIN)/tuneloop models pull $(DEFAULT_MODEL)
 
+# The main job: one turn of the loop on the default model (docs/loop.md), about 20-30
+# minutes on 2 CPU cores. --resume: a second `make demo` continues or skips what is done.
+LOOP_CONFIG ?= configs/loop/demo.yaml
 demo: pull
-	$(BIN)/python -m tuneloop.demo
+	$(BIN)/tuneloop loop $(LOOP_CONFIG) --resume
 
 # The web UI tests drive a real headless Chromium (Debian's package; Playwright never
 # downloads a browser of its own).

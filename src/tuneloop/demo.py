@@ -1,5 +1,6 @@
-"""The main job of ``make demo`` until the end-to-end loop exists: a short scripted chat,
-then the assistant loop: a verified calculator call and a schema-constrained answer.
+"""A one-minute tour of the runtime (``make demo`` runs the whole loop instead): a short
+scripted chat, then the assistant loop: a verified calculator call and a
+schema-constrained answer.
 
 Run with ``python -m tuneloop.demo [--model REF]``.
 """

@@ -1,4 +1,5 @@
-"""`make demo`'s main job on the real default model."""
+"""The runtime tour (`python -m tuneloop.demo`) on the real default model; `make demo`'s
+loop is tested in test_loop_quick.py."""
 
 from __future__ import annotations
 

@@ -11,9 +11,12 @@ from tuneloop.cli.env import env
 from tuneloop.cli.eval import eval_cmd
 from tuneloop.cli.export import export
 from tuneloop.cli.gate import gate
+from tuneloop.cli.loop import loop
 from tuneloop.cli.merge import merge
 from tuneloop.cli.mine import mine
 from tuneloop.cli.models import models_app
+from tuneloop.cli.reward import reward_app
+from tuneloop.cli.sample import sample_app
 from tuneloop.cli.serve import serve
 from tuneloop.cli.traces import traces_app
 from tuneloop.cli.train import bare_resume_argv, train_app
@@ -29,6 +32,8 @@ app.add_typer(data_app, name="data")
 app.add_typer(train_app, name="train")
 app.add_typer(traces_app, name="traces")
 app.add_typer(annotate_app, name="annotate")
+app.add_typer(reward_app, name="reward")
+app.add_typer(sample_app, name="sample")
 app.command()(chat)
 app.command()(env)
 app.command()(merge)
@@ -37,6 +42,7 @@ app.command()(mine)
 app.command(name="eval")(eval_cmd)
 app.command()(gate)
 app.command()(serve)
+app.command()(loop)
 
 
 def main() -> None:
