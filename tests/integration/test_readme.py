@@ -47,7 +47,7 @@ def test_readme_python_snippet_runs(snippet, default_model_dir):
     assert result.stdout.strip()
 
 
-@pytest.mark.parametrize("command", [c for c in _tuneloop_commands("text") if " train " in c])
+@pytest.mark.parametrize("command", [c for c in _tuneloop_commands("text") if " train " in c or " loop " in c])
 def test_readme_training_command_parses_with_dry_run(command, default_model_dir):
     """The long-running training commands shown: config, overrides and data all resolve."""
     line = command.replace(".venv/bin/tuneloop", f"{shlex.quote(sys.executable)} -m tuneloop.cli", 1)
