@@ -22,7 +22,8 @@ body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#22
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 th{background:#f3f3f3}.pass{color:#0a7d28;font-weight:bold}.fail{color:#b3261e;font-weight:bold}
 pre{background:#f7f7f7;padding:.8em;overflow-x:auto;max-height:30em}img{max-width:100%}
-.up{color:#0a7d28}.down{color:#b3261e}
+.up{color:#0a7d28}.down{color:#b3261e}.plots{display:flex;flex-wrap:wrap;gap:8px}
+.plots figure{width:32%;margin:0}.plots figcaption{font-size:.85em;color:#555}
 """
 
 
@@ -56,6 +57,8 @@ def _stages_html(cfg: LoopConfig, loop_dir: Path) -> str:
     rows = []
     for stage in active_stages(cfg):
         rec = read_stage(loop_dir / stage.folder) or {}
+        if stage.name == "report" and not rec:
+            rec = {"state": "running (this page)"}
         rows.append([_e(stage.folder), _e(rec.get("state", "not run")), _num(rec.get("wall_s"), 1),
                      _num(rec.get("peak_rss_mib"), 0)])  # fmt: skip
     total = sum(
@@ -105,8 +108,10 @@ def _curves_html(cfg: LoopConfig, loop_dir: Path) -> str:
             continue
         plots = stage_dir(loop_dir, name) / "run" / "plots"
         for png in sorted(plots.glob("*.png")) if plots.is_dir() else []:
-            parts.append(f"<h3>{_e(name)}: {_e(png.stem)}</h3>{_img(png)}")
-    return "".join(parts) or "<p>No training plots.</p>"
+            parts.append(
+                f"<figure>{_img(png)}<figcaption>{_e(name)}: {_e(png.stem)}</figcaption></figure>"
+            )
+    return f'<div class="plots">{"".join(parts)}</div>' if parts else "<p>No training plots.</p>"
 
 
 def _deltas_html(loop_dir: Path) -> str:
