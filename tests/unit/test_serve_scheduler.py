@@ -156,3 +156,27 @@ def test_mixed_adapter_batch_matches_each_alone(tiny_model_dir, tmp_path):
     assert mixed[0] == base_alone[0]
     assert mixed[1] == lora_alone[1]
     assert base_alone[0] != lora_alone[0]  # the adapter changes the output
+
+
+def test_a_vanishing_temperature_decodes_greedily_instead_of_failing(engine):
+    """Found by schemathesis: temperature 1.2e-38 divided the logits into inf and the
+    sampler raised on a NaN distribution (a 500). Below MIN_SAMPLING_TEMPERATURE it is greedy."""
+    from tuneloop.runtime.types import MIN_SAMPLING_TEMPERATURE, is_sampled
+
+    assert not is_sampled(1.1754943508222875e-38) and is_sampled(MIN_SAMPLING_TEMPERATURE)
+    messages = PROMPTS[0]
+    greedy = engine.generate(messages, GenerationConfig(max_new_tokens=8))
+    tiny = engine.generate(messages, GenerationConfig(max_new_tokens=8, temperature=1.1754943508222875e-38))
+    assert tiny.text == greedy.text
+
+    async def main():
+        s = _scheduler(engine)
+        try:
+            params = SamplingParams(max_new_tokens=8, temperature=1.1754943508222875e-38)
+            job = s.submit(encode_prompt(engine.tokenizer, messages), params, asyncio.get_running_loop())
+            return await _run(job)
+        finally:
+            s.shutdown()
+
+    text, out = asyncio.run(main())
+    assert text == out.text == greedy.text

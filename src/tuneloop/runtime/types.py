@@ -18,6 +18,16 @@ Message = dict[str, Any]
 FinishReason = Literal["stop", "length", "tool_calls", "error"]
 
 
+MIN_SAMPLING_TEMPERATURE = 1e-4
+"""Temperatures below this decode greedily: dividing logits by a near-zero temperature
+overflows to inf and the sampling distribution becomes NaN."""
+
+
+def is_sampled(temperature: float) -> bool:
+    """Whether ``temperature`` means sampling (else greedy decoding)."""
+    return temperature >= MIN_SAMPLING_TEMPERATURE
+
+
 class GenerationConfig(BaseModel):
     """How to generate. Defaults are greedy decoding of up to 256 new tokens."""
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from tuneloop.runtime.types import GenerationOutput
+from tuneloop.runtime.types import GenerationOutput, is_sampled
 
 
 class QueueFullError(RuntimeError):
@@ -145,7 +145,7 @@ class BatchScheduler:
             from tuneloop.runtime.constrained import JsonSchemaLogitsProcessor
 
             job.processor = JsonSchemaLogitsProcessor(params.grammar, 1)
-        if params.temperature > 0:
+        if is_sampled(params.temperature):
             job.generator = torch.Generator()
             if params.seed is not None:
                 job.generator.manual_seed(params.seed)
@@ -278,7 +278,7 @@ class BatchScheduler:
             done = torch.tensor([job.tokens], dtype=torch.long).reshape(1, len(job.tokens))
             logits = job.processor(done, logits)
         p = job.params
-        if p.temperature <= 0:
+        if not is_sampled(p.temperature):
             return int(logits.argmax(-1))
         probs = torch.softmax(logits[0] / p.temperature, dim=-1)
         if p.top_p < 1.0:

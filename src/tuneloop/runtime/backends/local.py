@@ -11,7 +11,13 @@ import time
 from collections.abc import Iterator
 
 from tuneloop.models.chat_template import encode_prompt
-from tuneloop.runtime.types import GenerationConfig, GenerationOutput, Message, StreamChunk
+from tuneloop.runtime.types import (
+    GenerationConfig,
+    GenerationOutput,
+    Message,
+    StreamChunk,
+    is_sampled,
+)
 
 
 class _FirstTokenClock:
@@ -113,7 +119,7 @@ class LocalEngine:
     def _gen_kwargs(self, config: GenerationConfig, input_len: int, batch_size: int = 1) -> dict:
         from transformers import GenerationConfig as HFGenerationConfig
 
-        sample = config.temperature > 0
+        sample = is_sampled(config.temperature)
         hf = HFGenerationConfig(
             max_new_tokens=config.max_new_tokens,
             do_sample=sample,
