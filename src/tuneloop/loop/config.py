@@ -11,8 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class LoopConfigError(ValueError):
@@ -94,46 +93,20 @@ class LoopConfig(_Strict):
     """Also export the candidate as a GGUF file (llama.cpp's converter)."""
 
 
-def _set_dotted(data: dict, key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise LoopConfigError(f"--set {key}: {part} is not a mapping")
-    if parts[0] in ("sft", "dpo") and len(parts) == 2 and parts[1] not in ("config", "set"):
-        node.setdefault("set", {})[parts[1]] = value  # sft.max_steps=5 -> sft.set.max_steps
-    else:
-        node[parts[-1]] = value
+def _recipe_key(item: str) -> str:
+    """``sft.max_steps=5`` means the SFT recipe's key: ``sft.set.max_steps=5``."""
+    key, sep, value = item.partition("=")
+    head, dot, rest = key.strip().partition(".")
+    if head in ("sft", "dpo") and dot and rest.split(".")[0] not in ("config", "set"):
+        return f"{head}.set.{rest}{sep}{value}"
+    return item
 
 
 def load_loop_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> LoopConfig:
-    """Read, override, validate. Errors name the file and the field."""
-    path = Path(path)
-    if not path.is_file():
-        raise LoopConfigError(f"{path}: no such config file")
+    """Read, override (dotted keys for blocks), validate. Errors name the file and the field."""
+    from tuneloop.train.config import ConfigError, load_config
+
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise LoopConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise LoopConfigError(f"{path}: expected a mapping of keys to values")
-    for item in overrides:
-        if "=" not in item:
-            raise LoopConfigError(f"--set {item!r}: expected key=value")
-        key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw) if raw.strip() else "")
-    data.setdefault("name", path.stem)
-    try:
-        return LoopConfig.model_validate(data)
-    except ValidationError as exc:
-        lines = []
-        for e in exc.errors():
-            field = ".".join(str(p) for p in e["loc"]) or "<config>"
-            msg = (
-                "unknown key"
-                if e["type"] == "extra_forbid" or e["type"] == "extra_forbidden"
-                else e["msg"]
-            )
-            lines.append(f"{path}: {field}: {msg}")
-        raise LoopConfigError("\n".join(lines)) from None
+        return load_config(path, LoopConfig, [_recipe_key(o) for o in overrides])
+    except ConfigError as exc:
+        raise LoopConfigError(str(exc)) from None

@@ -172,8 +172,20 @@ def _parse_override(item: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
-def load_config(path: str | Path, cls: type[TrainConfig], overrides: list[str] = ()) -> TrainConfig:
-    """Read a YAML config, apply ``key=value`` overrides, validate. Errors name file and field."""
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    """``dpo.max_steps`` sets ``max_steps`` inside the ``dpo`` block (created when absent)."""
+    *heads, last = key.split(".")
+    node = data
+    for head in heads:
+        node = node.setdefault(head, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {key}: {head} is not a block of keys")
+    node[last] = value
+
+
+def load_config(path: str | Path, cls: type[BaseModel], overrides: list[str] = ()) -> Any:
+    """Read a YAML config, apply ``key=value`` overrides (dotted keys reach nested blocks),
+    validate as ``cls``. Errors name file and field."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such config file")
@@ -184,8 +196,7 @@ def load_config(path: str | Path, cls: type[TrainConfig], overrides: list[str] =
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values")
     for item in overrides:
-        key, value = _parse_override(item)
-        data[key] = value
+        _set_dotted(data, *_parse_override(item))
     data.setdefault("name", path.stem)
     try:
         return cls.model_validate(data)
@@ -340,20 +351,5 @@ class DPORoundConfig(BaseModel):
 
 
 def load_round_config(path: str | Path, overrides: list[str] = ()) -> DPORoundConfig:
-    """:func:`load_config` for :class:`DPORoundConfig`; ``--set dpo.key=value`` reaches the nested block."""
-    flat = [o for o in overrides if "." not in o.split("=", 1)[0]]
-    config = load_config(path, DPORoundConfig, flat)  # type: ignore[arg-type]
-    nested = [_parse_override(o) for o in overrides if o not in flat]
-    if not nested:
-        return config
-    data = config.model_dump()
-    for key, value in nested:
-        head, _, tail = key.partition(".")
-        if not isinstance(data.get(head), dict):
-            raise ConfigError(f"--set {key}: {head} is not a nested block")
-        data[head][tail] = value
-    try:
-        return DPORoundConfig.model_validate(data)
-    except ValidationError as exc:
-        e = exc.errors()[0]
-        raise ConfigError(f"{path}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+    """:func:`load_config` for :class:`DPORoundConfig` (``--set dpo.key=value`` reaches the block)."""
+    return load_config(path, DPORoundConfig, overrides)
