@@ -1,4 +1,4 @@
-"""The shipped GRPO config resolves (issue 9, in progress): prompts, rewards from the
+"""The shipped GRPO config resolves: prompts, rewards from the
 scorer registry, and TRL's GRPO settings, checked by --dry-run without training."""
 
 from __future__ import annotations
