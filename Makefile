@@ -43,7 +43,7 @@ setup: $(VENV)/.installed
 pull: setup
 	$(BIN)/tuneloop models pull $(DEFAULT_MODEL)
 
-# The main job: one turn of the loop on the default model (docs/loop.md), about 20-30
+# The main job: one turn of the loop on the default model (docs/loop.md), sized for about 30
 # minutes on 2 CPU cores. --resume: a second `make demo` continues or skips what is done.
 LOOP_CONFIG ?= configs/loop/demo.yaml
 demo: pull
