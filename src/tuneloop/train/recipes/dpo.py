@@ -35,7 +35,12 @@ from tuneloop.models.resolve import load_tokenizer, resolve_model
 from tuneloop.train.callbacks import AnomalyMonitor, MetricsCallback
 from tuneloop.train.config import ConfigError, DPOConfig, config_to_yaml
 from tuneloop.train.datasets import check_data, expand_files
-from tuneloop.train.modeling import load_for_training, lora_config, training_dtype
+from tuneloop.train.modeling import (
+    common_trainer_kwargs,
+    load_for_training,
+    lora_config,
+    training_dtype,
+)
 from tuneloop.train.preference_data import (
     read_preference_records,
     render_records,
@@ -154,23 +159,8 @@ def trl_args(config: DPOConfig, run_dir: Path, has_eval: bool):
     """(TRL trainer class, its config) for the loss, with CPU-safe settings made explicit."""
     import trl
 
-    dtype = training_dtype(config.dtype)
-    kwargs: dict[str, Any] = dict(
-        output_dir=str(run_dir), seed=config.seed, data_seed=config.seed,
-        learning_rate=config.learning_rate, num_train_epochs=config.num_epochs, max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_ratio, lr_scheduler_type=config.lr_scheduler,
-        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
-        logging_steps=config.logging_steps, logging_first_step=True,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
-        # TRL defaults bf16=True (an error on CPU) and gradient checkpointing on (25% slower).
-        bf16=str(dtype) == "torch.bfloat16", fp16=str(dtype) == "torch.float16",
-        gradient_checkpointing=False,  # enabled on the model itself when configured
-        remove_unused_columns=False,  # keep the record column for batch provenance
-        report_to=config.report_to or "none", dataloader_num_workers=0,
-        beta=config.beta, max_length=config.max_length,
-    )  # fmt: skip
+    kwargs: dict[str, Any] = common_trainer_kwargs(config, run_dir)
+    kwargs.update(beta=config.beta, max_length=config.max_length)
     if has_eval:
         kwargs.update(eval_strategy="steps", eval_steps=config.eval_every, load_best_model_at_end=True,
                       metric_for_best_model="eval_loss", greater_is_better=False)  # fmt: skip

@@ -25,7 +25,7 @@ from tuneloop.train import runs
 from tuneloop.train.callbacks import AnomalyMonitor, MetricsCallback
 from tuneloop.train.config import ConfigError, RewardConfig, config_to_yaml
 from tuneloop.train.datasets import check_data, expand_files
-from tuneloop.train.modeling import lora_config, training_dtype
+from tuneloop.train.modeling import common_trainer_kwargs, lora_config, training_dtype
 from tuneloop.train.preference_data import read_preference_records, split_records
 from tuneloop.train.reward_model import (
     META_FILE,
@@ -138,28 +138,17 @@ def trl_args(config: RewardConfig, run_dir: Path, has_eval: bool):
     import torch
     import trl
 
-    dtype = training_dtype(config.dtype)
     eval_kwargs: dict[str, Any] = {}
     if has_eval:
         eval_kwargs = {"eval_strategy": "steps", "eval_steps": config.eval_every, "load_best_model_at_end": True,
                        "metric_for_best_model": "eval_loss", "greater_is_better": False}  # fmt: skip
+    kwargs = common_trainer_kwargs(config, run_dir)
+    kwargs.update(eval_kwargs)
     return trl.RewardConfig(
-        output_dir=str(run_dir), seed=config.seed, data_seed=config.seed, full_determinism=config.deterministic,
-        learning_rate=config.learning_rate, num_train_epochs=config.num_epochs, max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_ratio, lr_scheduler_type=config.lr_scheduler,
-        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
-        logging_steps=config.logging_steps, logging_first_step=True,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
-        # TRL defaults bf16=True (an error on CPU) and gradient checkpointing on (25% slower).
-        bf16=str(dtype) == "torch.bfloat16", fp16=str(dtype) == "torch.float16",
-        gradient_checkpointing=False,  # enabled on the model itself when configured
+        full_determinism=config.deterministic,
         max_length=None,  # encode_pairs already truncated (TRL would drop long pairs instead)
         center_rewards_coefficient=config.center_rewards_coefficient,
-        remove_unused_columns=False,  # keep the record column for batch provenance
-        include_num_input_tokens_seen="non_padding", report_to=config.report_to or "none",
-        dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(), **eval_kwargs,
+        include_num_input_tokens_seen="non_padding", use_cpu=not torch.cuda.is_available(), **kwargs,
     )  # fmt: skip
 
 
