@@ -167,3 +167,15 @@ def test_eval_steps_defaults_to_save_steps_and_mismatch_is_an_error(tmp_path):
     bad = write_config(tmp_path / "b.yaml", train_files=["a.jsonl"], save_steps=10, eval_steps=20)
     with pytest.raises(ConfigError, match="save_steps \\(10\\) must be a multiple of eval_steps \\(20\\)"):
         load_config(bad, SFTConfig)
+
+
+@pytest.mark.parametrize("max_steps, eval_steps, evals", [(4, 2, [0, 2, 4]), (3, 2, [0, 2, 3])])
+def test_final_eval_reuses_an_evaluation_logged_at_the_last_step(
+    tmp_path, tiny_model_dir, max_steps, eval_steps, evals
+):
+    run_dir = sft.train(_config(tmp_path, tiny_model_dir, max_steps=max_steps, eval_steps=eval_steps))
+    logged = [r for r in metrics(run_dir) if "eval_loss" in r]
+    # A pass before training and per eval step, plus one at the end only when none was logged there.
+    assert [r["step"] for r in logged] == evals
+    final = json.loads((run_dir / "results.json").read_text())["eval"]
+    assert final["eval_loss"] == pytest.approx(logged[-1]["eval_loss"])

@@ -132,3 +132,16 @@ def common_trainer_kwargs(config, run_dir) -> dict[str, Any]:
         report_to=config.report_to or "none", dataloader_num_workers=0,
     )  # fmt: skip
 
+
+
+def final_eval(trainer) -> dict[str, float] | None:
+    """Held-out metrics of the final weights: the evaluation already logged at the last
+    step when there is one (``eval_steps`` dividing ``max_steps``), else a new one. On a
+    CPU one pass over the validation split costs as much as a few training steps."""
+    if trainer.eval_dataset is None:
+        return None
+    step = trainer.state.global_step
+    for entry in reversed(trainer.state.log_history):
+        if entry.get("step") == step and "eval_loss" in entry:
+            return {k: v for k, v in entry.items() if k.startswith("eval_") or k == "epoch"}
+    return trainer.evaluate()

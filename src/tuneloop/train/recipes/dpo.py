@@ -37,6 +37,7 @@ from tuneloop.train.config import ConfigError, DPOConfig, config_to_yaml
 from tuneloop.train.datasets import check_data, expand_files
 from tuneloop.train.modeling import (
     common_trainer_kwargs,
+    final_eval,
     load_for_training,
     lora_config,
     training_dtype,
@@ -237,7 +238,7 @@ def train(config: DPOConfig, resume: Path | None = None, prepared: dict | None =
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         final = run_dir / "final"
         trainer.save_model(str(final))
-        eval_metrics = trainer.evaluate() if val_split.rows else None
+        eval_metrics = final_eval(trainer) if val_split.rows else None
         if main:
             tokenizer.save_pretrained(final)
             write_json(run_dir / "results.json", {

@@ -15,7 +15,7 @@ from tuneloop.models.resolve import load_tokenizer, resolve_model
 from tuneloop.train.callbacks import AnomalyMonitor, MetricsCallback
 from tuneloop.train.config import SFTConfig, config_to_yaml
 from tuneloop.train.datasets import check_data, expand_files, render_files, split_rows, to_dataset
-from tuneloop.train.modeling import load_for_training, training_dtype
+from tuneloop.train.modeling import final_eval, load_for_training, training_dtype
 from tuneloop.train.runs import (
     build_manifest,
     latest_checkpoint,
@@ -149,7 +149,7 @@ def train(config: SFTConfig, resume: Path | None = None, prepared: dict | None =
         result = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
         final = run_dir / "final"
         trainer.save_model(str(final))
-        eval_metrics = trainer.evaluate() if val_split.rows else None
+        eval_metrics = final_eval(trainer) if val_split.rows else None
         if main:
             tokenizer.save_pretrained(final)
             write_json(run_dir / "results.json", {
