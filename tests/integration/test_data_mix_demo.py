@@ -20,7 +20,7 @@ def _needs_reference_data() -> None:
     if not list((ROOT / "data/sft").glob("*.jsonl")):
         pytest.skip("data/sft/*.jsonl (the reference datasets) not written yet")
     if not list((ROOT / "data/eval").glob("*.jsonl")):
-        pytest.skip("data/eval/*.jsonl (the demo config's eval sets) not written yet")
+        pytest.skip("data/eval/**/*.jsonl (the demo config's eval sets) not written yet")
 
 
 def test_demo_mix_writes_splits_and_a_matching_manifest(default_model_dir, tmp_path):

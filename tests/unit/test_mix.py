@@ -370,3 +370,16 @@ def test_cli_writes_the_mix(work):
     manifest = json.loads((work / "built/manifest.json").read_text())
     assert manifest["outputs"]["train"]["sha256"] == _sha(work / "built/train.jsonl")
     assert "wrote built" in result.stdout
+
+
+def test_double_star_patterns_reach_nested_folders(tmp_path):
+    from tuneloop.data.mix_config import _expand
+    from tuneloop.train.datasets import expand_files
+
+    (tmp_path / "eval" / "security").mkdir(parents=True)
+    for name in ("eval/a.jsonl", "eval/security/b.jsonl"):
+        (tmp_path / name).write_text("{}\n")
+    pattern = str(tmp_path / "eval" / "**" / "*.jsonl")
+    expected = [tmp_path / "eval" / "a.jsonl", tmp_path / "eval" / "security" / "b.jsonl"]
+    assert _expand(pattern) == expected
+    assert expand_files([pattern], "eval_sets") == expected

@@ -5,7 +5,7 @@
     sources:
       - {path: data/sft/general.jsonl, weight: 3, license: CC-BY-4.0}
       - {path: data/sft/failures.jsonl, count: 40, upsample: 3}
-    eval_sets: [data/eval/*.jsonl]
+    eval_sets: [data/eval/**/*.jsonl]
     validation_fraction: 0.1
 
 ``load_mix_config`` checks more than the types: every path or glob must match a file,
@@ -161,7 +161,7 @@ def _override(data: dict, item: str) -> None:
 
 
 def _expand(pattern: str) -> list[Path]:
-    return sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern)) if Path(p).is_file())
+    return sorted(Path(p) for p in glob.glob(os.path.expanduser(pattern), recursive=True) if Path(p).is_file())
 
 
 def resolve_files(config: MixConfig) -> tuple[list[list[Path]], list[Path]]:

@@ -249,9 +249,9 @@ def _repo_root(start: Path) -> Path | None:
 
 def _resolve_globs(pattern: str, bases: list[Path]) -> list[str]:
     if Path(pattern).is_absolute():
-        return sorted(glob.glob(pattern))
+        return sorted(glob.glob(pattern, recursive=True))
     for base in bases:
-        found = sorted(glob.glob(str(base / pattern)))
+        found = sorted(glob.glob(str(base / pattern), recursive=True))
         if found:
             return found
     return []

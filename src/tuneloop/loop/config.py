@@ -51,7 +51,7 @@ class DataStage(_Strict):
     """Reference SFT sources, as ``tuneloop data mix`` sources (path, weight or count...)."""
     preference_files: list[str] = Field(default_factory=list)
     """Reference PreferencePair JSONL merged with the mined pairs for DPO."""
-    eval_sets: list[str] = Field(default_factory=lambda: ["data/eval/*.jsonl"])
+    eval_sets: list[str] = Field(default_factory=lambda: ["data/eval/**/*.jsonl"])
     """Held-out eval files that mined and mixed records must not overlap."""
     validation_fraction: float = Field(0.1, ge=0.0, lt=1.0)
     """Share of the SFT mix held out for validation."""

@@ -342,7 +342,7 @@ def _scorecard_files(path: str) -> list[Path]:
     found: list[Path] = []
     for task in card.get("tasks", []):
         for pattern in task.get("files", []) or []:
-            found += [Path(p) for p in sorted(glob.glob(pattern))]
+            found += [Path(p) for p in sorted(glob.glob(pattern, recursive=True))]
     return found
 
 

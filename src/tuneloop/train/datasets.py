@@ -25,7 +25,7 @@ def expand_files(patterns: list[str], what: str) -> list[Path]:
     """Files matched by ``patterns`` (globs allowed), in order; a pattern matching nothing is an error."""
     files: list[Path] = []
     for pattern in patterns:
-        matched = sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]
+        matched = sorted(glob.glob(pattern, recursive=True)) if glob.has_magic(pattern) else [pattern]
         if not matched or not all(Path(m).is_file() for m in matched):
             missing = [m for m in matched if not Path(m).is_file()] or [pattern]
             raise FileNotFoundError(f"{what}: no such file: {', '.join(missing)}")
