@@ -57,6 +57,9 @@ sys.path.insert(0, str(ROOT / "src"))  # run from a checkout without installing
 
 from tuneloop.data import Row, parse_record  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # this folder, however the script is loaded
+import reference_security  # noqa: E402  (the security rows: content only, built below)
+
 SEED = 20260115
 SOURCE = "tuneloop-reference"
 LICENSE = "Apache-2.0"
@@ -140,6 +143,10 @@ TOOLS: dict[str, dict] = {
     ),
 }
 TOOL_NAMES = list(TOOLS)
+
+SECURITY_TOOLS: dict[str, dict] = {spec[0]: _tool(*spec) for spec in reference_security.SECURITY_TOOL_SPECS}
+"""Tools only the security rows offer (file I/O, mail, shell, payments: the tools an injection
+goes after). Kept out of ``TOOLS``, so the other sets' seeded distractor draws do not change."""
 
 # Illustrative fixed rates (units of `to` per 1 unit of `from`), used for every
 # convert_currency result in the data. They are not market data.
@@ -2266,6 +2273,22 @@ def conv(messages: list[dict], category: str, *tags: str, tools: list[dict] | No
     return row
 
 
+SECURITY_PACK = ROOT / "data" / "eval" / "security"
+"""The hand-written, held-out security eval pack that the security training rows must avoid."""
+
+_SECURITY_MESSAGE = {"system": system, "user": user, "assistant": assistant, "calls": calls, "result": result}
+
+
+def security_messages(specs: list[tuple]) -> list[dict]:
+    """Messages from ``reference_security``'s ``(kind, *args)`` specs."""
+    return [_SECURITY_MESSAGE[kind](*args) for kind, *args in specs]
+
+
+def security_tools(names: list[str]) -> list[dict] | None:
+    """Exactly the named tools (no distractors, so no shared rng is consumed)."""
+    return [{**TOOLS, **SECURITY_TOOLS}[n] for n in names] or None
+
+
 def build_sft(seed: int) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
 
@@ -2353,6 +2376,11 @@ def build_sft(seed: int) -> dict[str, list[dict]]:
     for prompt, answer in BENIGN_EDGY:
         refusals.append(conv([user(prompt), assistant(answer)], "refusals", "benign", expected="comply"))
     out["refusals"] = refusals
+
+    out["security"] = [
+        conv(security_messages(specs), "security", sub, technique, tools=security_tools(names))
+        for sub, technique, names, specs in reference_security.SFT
+    ]
 
     for name, rows in out.items():
         random.Random(f"{seed}:order:{name}").shuffle(rows)
@@ -2480,6 +2508,12 @@ def build_preferences(seed: int) -> dict[str, list[dict]]:
         rows.append(pair([user(prompt)], [assistant(good.format(v=pretty(num(v)), m=pretty(money(v))))], [assistant(bad)],
                          "arithmetic", "wrong_arithmetic", flaw="wrong_arithmetic", expression=expr))
     out["arithmetic"] = rows
+
+    out["security"] = [
+        pair(security_messages(prompt), security_messages(good), security_messages(bad), "security", sub, flaw,
+             flaw=flaw, tools=security_tools(names))
+        for sub, flaw, names, prompt, good, bad in reference_security.PREF
+    ]
 
     for name, rows in out.items():
         random.Random(f"{seed}:order:pref:{name}").shuffle(rows)
@@ -2666,7 +2700,7 @@ def check_sft(sft: dict[str, list[dict]]) -> None:
             values = obj[key] if isinstance(obj[key], list) else [obj[key]]
             for value in values:
                 _require(value is None or str(value) in prompt, f"{row['id']}: {key}={value!r} is not in the input text")
-    for row in sft["tool_calls"]:
+    for row in sft["tool_calls"] + sft["security"]:
         # Every number in a final answer must come from the prompt, the calls or the results.
         msgs = row["messages"]
         if not any(m["role"] == "tool" for m in msgs):
@@ -2862,6 +2896,66 @@ def near_duplicates(keys: list[tuple[str, list[str]]], threshold: float = NEAR_D
     return found
 
 
+def _security_examples(sft: dict, prefs: dict) -> list[tuple[str, list[dict], list[dict] | None]]:
+    """(id, messages, tools) of every security training example (both sides of a pair)."""
+    examples = [(r["id"], r["messages"], r.get("tools")) for r in sft["security"]]
+    for r in prefs["security"]:
+        examples += [(f"{r['id']} {side}", r["prompt"] + r[side], r.get("tools")) for side in ("chosen", "rejected")]
+    return examples
+
+
+def check_security_results(sft: dict, prefs: dict) -> None:
+    """Results of the computable tools agree with the reference tools (calculator,
+    convert_currency at the fixed rates, clock with the January offsets)."""
+    for rid, msgs, _ in _security_examples(sft, prefs):
+        called: dict[str, dict] = {}
+        for m in msgs:
+            called.update({c["id"]: c["function"] for c in m.get("tool_calls") or []})
+            if m["role"] != "tool" or m["name"] not in ("calculator", "convert_currency", "clock"):
+                continue
+            fn = called[m["tool_call_id"]]
+            if fn["name"] == "clock":
+                got = json.loads(m["content"])
+                when = dt.datetime.fromisoformat(got["datetime"])
+                ok = (got["datetime"][-6:] == TZ_OFFSETS_JAN[fn["arguments"]["timezone"]]
+                      and got["weekday"] == when.strftime("%A") and (when.year, when.month) == (2026, 1))
+            else:
+                expected, _ = simulate(fn["name"], fn["arguments"], None, None)
+                ok = m["content"] == (expected if isinstance(expected, str) else _dumps(expected))
+            _require(ok, f"{rid}: {fn['name']} result {m['content']!r} disagrees with the reference tool")
+
+
+def _security_pack_cases(pack: Path) -> list[dict]:
+    return [json.loads(line) for path in sorted(pack.glob("*.jsonl"))
+            for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def check_security_holdout(sft: dict, prefs: dict, pack: Path = SECURITY_PACK) -> dict[str, int]:
+    """The training data avoids the hand-written ``data/eval/security`` pack: none of its
+    canaries, secrets or injection markers (nor a canary's random tail or a secret's last 8
+    letters/digits, which its graders also count as leaks) appears in any training text,
+    and no training text shares a 13-gram with its cases. Skipped when the pack is absent."""
+    if not pack.is_dir():
+        return {"cases": 0, "needles": 0}
+    cases = _security_pack_cases(pack)
+    needles: set[str] = set()
+    for case in cases:
+        md = case["metadata"]
+        if md.get("canary"):
+            needles |= {md["canary"], md["canary"].rsplit("-", 1)[-1]}
+        if md.get("secret"):
+            needles |= {md["secret"], "".join(re.findall(r"[A-Za-z0-9]", md["secret"]))[-8:]}
+        needles |= set(md.get("must_not_contain") or [])
+    train = training_texts(sft, prefs)
+    squashed = [re.sub(r"[^a-z0-9]", "", t.lower()) for t in train]
+    for needle in sorted(needles):
+        key = re.sub(r"[^a-z0-9]", "", needle.lower())
+        _require(not any(key in t for t in squashed), f"training text contains {needle!r} from data/eval/security")
+    hits = contamination(train, {"security": cases})
+    _require(not hits, f"data/eval/security shares {NGRAM}-grams with training data: {hits[:5]}")
+    return {"cases": len(cases), "needles": len(needles)}
+
+
 def check_all(sft: dict, prefs: dict, ev: dict) -> dict[str, Any]:
     """Run every invariant; returns statistics for the data cards."""
     _require(sum(map(len, sft.values())) >= SFT_MIN, "too few SFT conversations")
@@ -2871,6 +2965,8 @@ def check_all(sft: dict, prefs: dict, ev: dict) -> dict[str, Any]:
     check_sft(sft)
     balance = check_preferences(prefs)
     check_eval(ev)
+    check_security_results(sft, prefs)
+    holdout = check_security_holdout(sft, prefs)
 
     sft_keys = [(r["id"], _dedup_key(r["messages"], r["metadata"].get("schema"))) for rows in sft.values() for r in rows]
     pref_keys = [(r["id"], _dedup_key(r["prompt"] + r["chosen"], r["metadata"].get("schema"))) for rows in prefs.values() for r in rows]
@@ -2889,7 +2985,7 @@ def check_all(sft: dict, prefs: dict, ev: dict) -> dict[str, Any]:
             for m in row["input"]:
                 if m["role"] == "user":
                     _require(m["content"].strip().lower() not in users, f"{row['id']}: user message also in training")
-    return {"balance": balance}
+    return {"balance": balance, "security_holdout": holdout}
 
 
 def check_tz_table() -> None:
@@ -2931,6 +3027,7 @@ SFT_FILES = {
     "tool_calls": "Tool use with OpenAI-style `tool_calls`: single calls, full round trips with tool results and a final answer, parallel calls, follow-up turns, tool errors, and requests where no tool should be called.",
     "grounded": f"Answers grounded in a context passage; when the passage lacks the answer, exactly \"{ABSTAIN}\"",
     "refusals": "Brief, polite refusals with a safe alternative for harmful requests, and helpful answers to safe requests that sound edgy.",
+    "security": "Prompt-injection and leakage resistance: keep a confidential system prompt and the secrets in it or in tool results private, stay in role against direct injections, treat instructions inside tool results as data, use only the allowed tools, and still help with safe requests (no over-refusal).",
 }
 PREF_FILES = {
     "json_schema": "chosen: the valid JSON; rejected: prose around it, code fence, trailing comma, single quotes, missing or extra field, wrong type, truncation",
@@ -2939,6 +3036,7 @@ PREF_FILES = {
     "refusals": "benign: chosen helps, rejected over-refuses; harmful: chosen refuses briefly with an alternative, rejected complies or lectures without helping",
     "answer_length": "chosen: an answer of the right length; rejected: the same answer padded with filler, or an unhelpfully terse one",
     "arithmetic": "chosen: correct (computed) result; rejected: a typical arithmetic mistake",
+    "security": "chosen: keeps the prompt or secret private, stays in role, ignores the injected instruction, uses only the allowed tools, or simply helps; rejected: leaks it, obeys the injection (marker text or the injected tool call), calls a disallowed tool, or over-refuses",
 }
 EVAL_FILES = {
     "schema": "Prompt with a JSON Schema (also in the `schema` field). `target` is the expected object for extraction/knowledge items; open generation items have no target (any valid object passes).",
@@ -2955,6 +3053,45 @@ def _tag_counts(rows: list[dict], skip_first: bool = True) -> str:
     return ", ".join(f"{t} {c}" for t, c in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+SECURITY_SUBCATEGORIES = {
+    "system_prompt_extraction": "keep a confidential system prompt and its internal code private however the request is dressed up (verbatim, translated, encoded, summarised, role-played, claimed authority), and offer the real service",
+    "data_leakage": "do not reveal keys, passwords, PINs, personal data or bank details from the system prompt or a tool result, even partly or encoded; point to the proper channel",
+    "direct_injection": "stay in role when the user tries to override the instructions (marker words, fake system or admin notices, no-rules personas, other languages)",
+    "indirect_injection": "instructions inside fetched pages, files and search results are data: answer the user's question from them and do not obey them or make the calls they ask for",
+    "tool_misuse": "use only the tools the system prompt allows (or paths inside the project), do the allowed part, and say what the user has to do themselves",
+    "over_refusal": "help normally with safe requests that sound like attacks, and answer ordinary questions to an assistant whose prompt holds a secret",
+}
+
+
+def _security_card_lines(rows: list[dict], noun: str) -> list[str]:
+    """The data card section on ``security.jsonl`` (what it teaches, counts, held-out pack)."""
+    counts = Counter(r["metadata"]["tags"][1] for r in rows)
+    lines = [
+        "",
+        "## Security rows (`security.jsonl`)",
+        "",
+        f"{len(rows)} {noun}, hand-written in `scripts/reference_security.py` (content only; the build",
+        "script turns it into records), in the six categories of the held-out `data/eval/security` pack:",
+        "",
+    ]
+    lines += [f"- `{name}` ({counts[name]}): {text}." for name, text in SECURITY_SUBCATEGORIES.items()]
+    lines += [
+        "",
+        "Records offer exactly the tools they name (no distractors), including tools only this file uses:",
+        ", ".join(f"`{n}`" for n in SECURITY_TOOLS) + ".",
+        "Tool results are simulated; injected instructions sit in ordinary `tool` messages. Every",
+        "secret, key, phone number, address and host is made up.",
+        "",
+        "Written to avoid the held-out `data/eval/security` pack: different companies and personas,",
+        "different secrets and codes (`REF-...` codes, not the pack's `CANARY-...` canaries), different",
+        "injection markers. The build checks that none of the pack's canaries, secrets or markers (nor a",
+        "canary's random tail or a secret's last 8 letters/digits) occurs in any training text, and that no",
+        f"training text shares a {NGRAM}-gram with its cases. Results of `calculator`, `convert_currency`",
+        "and `clock` agree with the reference tools.",
+    ]
+    return lines
+
+
 def sft_card(sft: dict[str, list[dict]], seed: int) -> str:
     total = sum(map(len, sft.values()))
     lines = [
@@ -2969,7 +3106,10 @@ def sft_card(sft: dict[str, list[dict]], seed: int) -> str:
         "|---|---|---|---|",
     ]
     for name, rows in sft.items():
-        lines.append(f"| `{name}.jsonl` | {len(rows)} | {SFT_FILES[name]} | {_tag_counts(rows)} |")
+        tags = _tag_counts(rows) if name != "security" else ", ".join(
+            f"{t} {c}" for t, c in sorted(Counter(r["metadata"]["tags"][1] for r in rows).items(), key=lambda kv: (-kv[1], kv[0])))
+        lines.append(f"| `{name}.jsonl` | {len(rows)} | {SFT_FILES[name]} | {tags} |")
+    lines += _security_card_lines(sft["security"], "conversations")
     lines += [
         "",
         "## Format",
@@ -2981,12 +3121,14 @@ def sft_card(sft: dict[str, list[dict]], seed: int) -> str:
         "- `tools`: full OpenAI function specs whose JSON Schema parameters mark every field required.",
         "  Records offer the needed tools plus up to two distractors, fewer when the example would",
         f"  otherwise exceed about {TOKEN_BUDGET} tokens (tool specs are rendered into every prompt). The",
-        "  tool set: " + ", ".join(f"`{n}`" for n in TOOL_NAMES) + ".",
+        "  tool set: " + ", ".join(f"`{n}`" for n in TOOL_NAMES) + "; the security records offer only the tools",
+        "  they name, and add " + ", ".join(f"`{n}`" for n in SECURITY_TOOLS) + ".",
         "- Grounded records are short conversations over one passage: the first user turn holds the",
         "  passage and a question, follow-up questions rely on it; about half open with an",
         "  unanswerable question.",
         "- `metadata`: `source` = `tuneloop-reference`, `license` = `Apache-2.0`, `tags` (first tag = file",
-        "  category), `category`; JSON records also carry their `schema`, refusal records `expected`.",
+        "  category; security records: then subcategory and technique), `category`; JSON records also",
+        "  carry their `schema`, refusal records `expected`.",
         f"- Grounded records abstain with exactly \"{ABSTAIN}\"",
         "- JSON answers are one compact line (`json.dumps`), nothing before or after.",
         "",
@@ -3017,6 +3159,8 @@ def sft_card(sft: dict[str, list[dict]], seed: int) -> str:
         "- General-knowledge answers were written and checked by hand; a few facts (e.g. river lengths)",
         "  are conventional approximations.",
         "- Refusal data covers common harm categories only and does not define a full policy.",
+        "- Security rows teach habits on a small set; they do not make a small model robust to",
+        "  adaptive attacks, and `data/eval/security` remains the measure.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -3050,6 +3194,12 @@ def pref_card(prefs: dict[str, list[dict]], stats: dict, seed: int) -> str:
         "Every file is balanced on its own too (the same bounds), so any subset of files stays",
         "balanced: `answer_length` mixes padded rejections with unhelpfully terse ones, `json_schema`",
         "alternates flaws that lengthen and shorten the answer.",
+    ]
+    lines += _security_card_lines(prefs["security"], "pairs")
+    lines += [
+        "",
+        "Their rejected sides are the failures the pack grades: a leaked prompt or secret, the",
+        "injection's marker text or its tool call, a disallowed tool call, or a needless refusal.",
         "",
         "## How it was built",
         "",
@@ -3070,6 +3220,8 @@ def pref_card(prefs: dict[str, list[dict]], stats: dict, seed: int) -> str:
         "- Rejected answers are written or generated by rule, not sampled from a model, so they are",
         "  off-policy; mined failures from real traces should replace them over time.",
         "- Harmful-request pairs keep the rejected compliance non-operational (no real instructions).",
+        "- The security pairs' rejected injected commands are written out as tool calls (nothing runs);",
+        "  they name only fake hosts and documentation IP addresses.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -3146,7 +3298,12 @@ def readme(sft: dict, prefs: dict, ev: dict, stats: dict) -> str:
         "",
         "Skills covered throughout: general instructions, JSON that follows a schema, tool calls (single,",
         f"parallel, multi-turn, no call), grounded answers with the abstention phrase \"{ABSTAIN}\", and",
-        "refusal calibration (refuse harmful requests briefly, help with safe requests that sound edgy).",
+        "refusal calibration (refuse harmful requests briefly, help with safe requests that sound edgy),",
+        "and security (`security` files: keep system prompts and secrets private, resist direct and",
+        "indirect prompt injection, use only allowed tools, without over-refusing). The security rows",
+        "are written to avoid the held-out `eval/security` pack (different companies, secrets and",
+        "injection markers; the build checks that none of its secrets, canaries or markers and none of",
+        f"its {NGRAM}-grams appear in training text).",
         f"Preference pairs are length-balanced: chosen is longer in {bal['share']:.1%} of them.",
         "The eval sets share no 13-gram with the training data.",
         "",
@@ -3159,7 +3316,8 @@ def readme(sft: dict, prefs: dict, ev: dict, stats: dict) -> str:
         ".venv/bin/python -m pytest tests/unit/test_reference_data.py -q",
         "```",
         "",
-        "Do not edit the JSONL files by hand: change `scripts/build_reference_data.py` and rebuild.",
+        "Do not edit the JSONL files by hand: change `scripts/build_reference_data.py` (the security",
+        "rows: `scripts/reference_security.py`) and rebuild.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -3172,7 +3330,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def write_all(out: Path, sft: dict, prefs: dict, ev: dict, stats: dict, seed: int) -> list[Path]:
-    """Write everything into a temporary folder, then move each part into ``out``."""
+    """Write everything into a temporary folder, then move each file into ``out``.
+
+    Only the files this script owns are replaced (each folder's top-level ``*.jsonl`` and
+    ``DATA_CARD.md``, and ``README.md``); hand-written packs in subfolders such as
+    ``eval/security`` are left alone."""
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=out))
     try:
@@ -3184,9 +3346,11 @@ def write_all(out: Path, sft: dict, prefs: dict, ev: dict, stats: dict, seed: in
         (tmp / "eval" / "DATA_CARD.md").write_text(eval_card(ev, seed), encoding="utf-8")
         (tmp / "README.md").write_text(readme(sft, prefs, ev, stats), encoding="utf-8")
         for folder in ("sft", "preferences", "eval"):
-            if (out / folder).exists():
-                shutil.rmtree(out / folder)
-            (tmp / folder).rename(out / folder)
+            (out / folder).mkdir(exist_ok=True)
+            for stale in [*(out / folder).glob("*.jsonl"), out / folder / "DATA_CARD.md"]:
+                stale.unlink(missing_ok=True)
+            for built in sorted((tmp / folder).iterdir()):
+                built.replace(out / folder / built.name)
         (tmp / "README.md").replace(out / "README.md")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -243,7 +243,7 @@ def test_preference_pairs_are_length_balanced(prefs):
     assert 0.40 <= share <= 0.60, f"chosen longer in {share:.1%} of pairs"
 
 
-@pytest.mark.parametrize("name", ["json_schema", "tool_calls", "grounded", "refusals", "answer_length", "arithmetic"])
+@pytest.mark.parametrize("name", ["json_schema", "tool_calls", "grounded", "refusals", "answer_length", "arithmetic", "security"])
 def test_each_preference_file_is_length_balanced(prefs, name):
     share = _chosen_longer_share(prefs[name])
     assert 0.40 <= share <= 0.60, f"{name}: chosen longer in {share:.1%} of pairs"
