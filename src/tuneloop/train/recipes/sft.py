@@ -15,7 +15,12 @@ from tuneloop.models.resolve import load_tokenizer, resolve_model
 from tuneloop.train.callbacks import AnomalyMonitor, MetricsCallback
 from tuneloop.train.config import SFTConfig, config_to_yaml
 from tuneloop.train.datasets import check_data, expand_files, render_files, split_rows, to_dataset
-from tuneloop.train.modeling import final_eval, load_for_training, training_dtype
+from tuneloop.train.modeling import (
+    common_trainer_kwargs,
+    final_eval,
+    load_for_training,
+    training_dtype,
+)
 from tuneloop.train.runs import (
     build_manifest,
     latest_checkpoint,
@@ -69,33 +74,18 @@ def trl_args(config: SFTConfig, run_dir: Path, has_eval: bool):
     import torch
     import trl
 
-    dtype = training_dtype(config.dtype)
     eval_kwargs: dict[str, Any] = {}
     if has_eval:
         eval_kwargs = {"eval_strategy": "steps", "eval_steps": config.eval_every, "eval_on_start": True,
                        "load_best_model_at_end": True, "metric_for_best_model": "eval_loss",
                        "greater_is_better": False}  # fmt: skip
     return trl.SFTConfig(
-        output_dir=str(run_dir), seed=config.seed, data_seed=config.seed,
+        **common_trainer_kwargs(config, run_dir),
         full_determinism=config.deterministic,
-        learning_rate=config.learning_rate, num_train_epochs=config.num_epochs, max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        warmup_steps=config.warmup_ratio, lr_scheduler_type=config.lr_scheduler,
-        weight_decay=config.weight_decay, max_grad_norm=config.max_grad_norm,
-        logging_steps=config.logging_steps, logging_first_step=True,
-        save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
-        # TRL defaults bf16=True (an error on CPU) and gradient checkpointing on (25% slower).
-        bf16=dtype.is_floating_point and str(dtype) == "torch.bfloat16",
-        fp16=str(dtype) == "torch.float16",
-        gradient_checkpointing=False,  # enabled on the model itself when configured
         max_length=None,  # already truncated when rendered; padding-free needs None
         padding_free=config.batching == "padding_free",
         packing=config.batching == "packing",
-        remove_unused_columns=False,  # keep the record column for batch provenance
         include_num_input_tokens_seen="non_padding",
-        report_to=config.report_to or "none",
-        dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
         **eval_kwargs,
     )  # fmt: skip
