@@ -1131,6 +1131,27 @@ NO_CALL: list[tuple[str, str, list[str]]] = [
     ("What's the weather like?", "Which city would you like the weather for?", ["get_weather", "clock"]),
     ("Convert 50 to euros.", "Which currency are the 50 in? For example US dollars, pounds or yen.", ["convert_currency"]),
     ("Open that file I mentioned.", "I don't see a file name in our conversation yet. Which file would you like me to open (its path in the workspace)?", ["read_file"]),
+    # tools offered but not needed: knowledge, chit-chat, writing, concepts of the tools' domains
+    ("How many legs does a spider have?", "Eight.", ["get_weather", "search_docs"]),
+    ("Who wrote Romeo and Juliet?", "William Shakespeare.", ["search_docs"]),
+    ("Which gas do plants take in from the air?", "Carbon dioxide, which they turn into sugars during photosynthesis.", ["get_weather", "calculator"]),
+    ("At what temperature does water boil at sea level?", "100 °C, which is 212 °F.", ["search_docs", "clock"]),
+    ("Cheers, that solved it.", "Glad it worked! Come back any time.", ["read_file", "calculator"]),
+    ("Hey!", "Hi! What can I help you with?", ["get_weather", "convert_currency"]),
+    ("Thanks for sorting out the conversion.", "You're welcome! Happy to help with anything else.", ["convert_currency"]),
+    ("What makes it rain?", "Water vapour cools as air rises and condenses into droplets; the droplets merge until they are heavy enough to fall as rain.", ["get_weather"]),
+    ("Why do clocks go forward in spring?", "Daylight saving time: moving clocks one hour ahead in spring shifts an hour of daylight to the evening. They go back in autumn.", ["clock"]),
+    ("What is inflation?", "Inflation is the general rise in prices over time, so each unit of money buys a little less than before.", ["convert_currency", "calculator"]),
+    ("What is a square root?", "The square root of a number is the value that gives the number when multiplied by itself: the square root of 49 is 7.", ["calculator"]),
+    ("What does a CSV file contain?", "A plain-text table: one row per line, with the values separated by commas.", ["read_file"]),
+    ("How long should a typical meeting last?", "Most meetings work well at 25 to 50 minutes, which leaves a short break before the next one.", ["create_event", "clock"]),
+    ("Give me a one-sentence motivational quote.", "Small steps taken every day add up to big changes.", ["search_docs", "create_event"]),
+    ("Translate 'good night' into French.", "Bonne nuit.", ["search_docs"]),
+    ("What's the opposite of 'ancient'?", "Modern.", ["search_docs", "read_file"]),
+    ("How many sides does a hexagon have?", "Six.", ["calculator", "clock"]),
+    ("Which metal is liquid at room temperature?", "Mercury.", ["get_weather", "search_docs"]),
+    ("Any advice for sleeping better?", "Keep a regular schedule: go to bed and get up at the same time every day, weekends included.", ["clock", "create_event"]),
+    ("That's everything, bye!", "Goodbye! Have a good day.", ["search_docs", "clock"]),
 ]
 
 
