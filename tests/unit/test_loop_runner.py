@@ -120,7 +120,7 @@ def test_dotted_overrides_reach_the_recipe_blocks():
     cfg = load_loop_config(
         ROOT / "configs/loop/demo.yaml", ["sft.max_steps=7", "assistant.limit=2"]
     )
-    assert cfg.sft.set["max_steps"] == 7 and cfg.sft.set["learning_rate"] == 3.0e-4
+    assert cfg.sft.set["max_steps"] == 7 and cfg.sft.set["learning_rate"] == 1.0e-3
     assert cfg.assistant.limit == 2
 
 
