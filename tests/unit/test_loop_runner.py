@@ -137,6 +137,17 @@ def test_shipped_loop_configs_load_with_files_that_exist(name):
         assert all(p.is_file() for p in config_files(cfg, stage))
 
 
+
+def test_demo_mix_counts_take_every_row_of_the_training_targets():
+    """demo.yaml says its counts use every tool-call, schema and security row: a count
+    below the file's rows would leave some unseen, one above would repeat rows. Regenerated
+    reference data that changes a file's size fails here until the count follows."""
+    cfg = load_loop_config(ROOT / "configs/loop/demo.yaml")
+    counts = {Path(s["path"]).name: s.get("count") for s in cfg.data.sft_sources}
+    for name in ("tool_calls.jsonl", "json_schema.jsonl", "security.jsonl"):
+        rows = sum(1 for line in (ROOT / "data/sft" / name).read_text().splitlines() if line.strip())
+        assert counts[name] == rows, f"{name}: count {counts[name]}, file has {rows} rows"
+
 def test_a_second_loop_on_the_same_folder_is_refused_while_one_runs(tmp_path):
     cfg = config(tmp_path)
 
